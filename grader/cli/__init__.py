@@ -1,0 +1,51 @@
+"""The `grader` command line: a thin root that mounts one module per command group."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from grader.errors import GraderError
+from grader.exitcodes import ExitCode
+
+
+class _ErrorMappingGroup(TyperGroup):
+    """Turns GraderError into one stderr line and an exit code; Ctrl-C into 130."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from grader.render import error_line
+
+        try:
+            return super().invoke(ctx)
+        except GraderError as exc:
+            error_line(str(exc))
+            raise typer.Exit(ExitCode.ERROR) from None
+        except KeyboardInterrupt:
+            error_line("interrupted")
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
+
+
+def build_app() -> typer.Typer:
+    from grader.cli import deck, io
+
+    app = typer.Typer(
+        name="grader",
+        cls=_ErrorMappingGroup,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        help="Grade free-text flashcard answers, practise with FSRS, grow decks with reviewed cards.",
+    )
+    app.add_typer(deck.app, name="deck")
+    io.register(app)
+    return app
+
+
+app = build_app()
+
+
+def main() -> None:
+    app()

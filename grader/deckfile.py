@@ -1,0 +1,221 @@
+"""Deck files: YAML on disk, one deck per file, loaded with line numbers and saved atomically.
+
+The writer is canonical (fixed key order, literal blocks for multi-line text, no line folding), so
+a file it wrote loads and saves back byte for byte, and a hand edit shows up as a small diff.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from grader.atomic import write_text_atomic
+from grader.errors import DeckError, InputError
+from grader.models import Card, Deck
+
+FORMAT_VERSION = 1
+DECK_SUFFIXES = (".yaml", ".yml")
+PROPOSALS_SUFFIX = ".proposals.yaml"
+HEADER = "# grader deck: edit freely; keep each card's id. Validate with `grader deck check`.\n"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation problem, reported as `path:line: message`."""
+
+    path: Path
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class LoadedDeck:
+    """A deck plus where each card starts in its file (1-based line numbers)."""
+
+    path: Path
+    deck: Deck
+    card_lines: dict[str, int]
+
+
+def is_deck_file(path: Path) -> bool:
+    return path.suffix in DECK_SUFFIXES and not path.name.endswith(PROPOSALS_SUFFIX)
+
+
+def read_text_file(path: Path) -> str:
+    """Read a UTF-8 text file, turning every OS/encoding failure into one clear InputError."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError("is a directory, not a file", path=path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError("no such file", path=path) from None
+    except OSError as exc:
+        raise InputError(exc.strerror or str(exc), path=path) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x})", path=path, line=line
+        ) from None
+
+
+def check_deck(path: Path) -> tuple[LoadedDeck | None, list[Problem]]:
+    """Parse and validate a deck file, collecting every problem instead of stopping at the first."""
+    path = Path(path)
+    text = read_text_file(path)
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        return None, [Problem(path, line, f"YAML syntax error: {exc.problem or exc.context}")]
+    if not isinstance(root, yaml.MappingNode):
+        return None, [Problem(path, 1, "a deck file must be a mapping with `name` and `cards`")]
+
+    data: dict[str, Any] = yaml.safe_load(text)
+    problems: list[Problem] = []
+    fields = {key.value: (key, value) for key, value in root.value}
+    version = data.get("version", FORMAT_VERSION)
+    if version != FORMAT_VERSION:
+        line = fields["version"][0].start_mark.line + 1
+        problems.append(Problem(path, line, f"unsupported deck version {version!r}"))
+    unknown = sorted(set(data) - {"version", "name", "description", "cards"})
+    for key in unknown:
+        problems.append(Problem(path, fields[key][0].start_mark.line + 1, f"unknown field {key!r}"))
+    if not isinstance(data.get("name"), str) or not data["name"].strip():
+        problems.append(Problem(path, 1, "field `name` is required"))
+
+    raw_cards = data.get("cards") or []
+    card_nodes: list[yaml.Node] = []
+    if "cards" in fields:
+        node = fields["cards"][1]
+        if isinstance(node, yaml.SequenceNode):
+            card_nodes = list(node.value)
+        elif data.get("cards") is not None:
+            problems.append(Problem(path, node.start_mark.line + 1, "`cards` must be a list"))
+            raw_cards = []
+
+    cards: list[Card] = []
+    card_lines: dict[str, int] = {}
+    for raw, node in zip(raw_cards, card_nodes, strict=True):
+        line = node.start_mark.line + 1
+        if not isinstance(raw, dict):
+            problems.append(Problem(path, line, "each card must be a mapping"))
+            continue
+        try:
+            card = Card.model_validate(raw)
+        except ValidationError as exc:
+            for error in exc.errors():
+                field = ".".join(str(part) for part in error["loc"]) or "card"
+                field_line = _field_line(node, error["loc"]) or line
+                label = raw.get("id", "?")
+                problems.append(
+                    Problem(path, field_line, f"card {label}: {field}: {error['msg']}")
+                )
+            continue
+        if card.id in card_lines:
+            problems.append(
+                Problem(
+                    path,
+                    line,
+                    f"duplicate card id {card.id!r} (first at line {card_lines[card.id]})",
+                )
+            )
+            continue
+        card_lines[card.id] = line
+        cards.append(card)
+
+    if problems:
+        return None, problems
+    deck = Deck(name=data["name"], description=data.get("description"), cards=cards)
+    return LoadedDeck(path=path, deck=deck, card_lines=card_lines), []
+
+
+def _field_line(card_node: yaml.Node, loc: tuple[int | str, ...]) -> int | None:
+    if not loc or not isinstance(card_node, yaml.MappingNode):
+        return None
+    for key, value in card_node.value:
+        if key.value == loc[0]:
+            return int(value.start_mark.line) + 1
+    return None
+
+
+def load_deck(path: Path) -> LoadedDeck:
+    """Load a deck, raising DeckError naming the first problem's file and line."""
+    loaded, problems = check_deck(path)
+    if loaded is None:
+        first = problems[0]
+        more = f" (and {len(problems) - 1} more; run `grader deck check`)" if len(problems) > 1 else ""
+        raise DeckError(f"{first.message}{more}", path=first.path, line=first.line)
+    return loaded
+
+
+class _DeckDumper(yaml.SafeDumper):
+    """Canonical emitter: block style, literal blocks for multi-line strings."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_DeckDumper.add_representer(str, _represent_str)
+
+
+def _card_mapping(card: Card) -> dict[str, Any]:
+    data = card.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    data["id"] = card.id
+    order = ["id", "question", "answer", "footnote", "tags", "rubric", "rubric_source"]
+    ordered = {key: data[key] for key in order if key in data}
+    ordered.update({k: v for k, v in data.items() if k not in ordered})
+    return ordered
+
+
+def dump_deck(deck: Deck) -> str:
+    """The canonical text of a deck."""
+    document: dict[str, Any] = {"version": FORMAT_VERSION, "name": deck.name}
+    if deck.description is not None:
+        document["description"] = deck.description
+    document["cards"] = [_card_mapping(card) for card in deck.cards]
+    body = yaml.dump(
+        document,
+        Dumper=_DeckDumper,
+        sort_keys=False,
+        allow_unicode=True,
+        width=1_000_000,
+        default_flow_style=False,
+        indent=2,
+    )
+    return HEADER + body
+
+
+def loads_deck(text: str, path: Path = Path("<text>")) -> Deck:
+    """Parse deck text (used by round-trip tests and imports)."""
+    data = yaml.safe_load(text)
+    try:
+        return Deck.model_validate({k: v for k, v in data.items() if k != "version"})
+    except ValidationError as exc:
+        raise DeckError(str(exc.errors()[0]["msg"]), path=path) from None
+
+
+def save_deck(path: Path, deck: Deck) -> None:
+    """Validate and write a deck atomically (temp file plus rename)."""
+    ids = [card.id for card in deck.cards]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise DeckError(f"duplicate card ids: {', '.join(duplicates)}", path=path)
+    write_text_atomic(Path(path), dump_deck(deck))
+
+
+def find_decks(directory: Path) -> list[Path]:
+    """Deck files directly under `directory`, sorted by name."""
+    return sorted(p for p in Path(directory).iterdir() if p.is_file() and is_deck_file(p))

@@ -1,0 +1,39 @@
+"""Errors grader reports to users: one line each, mapped to exit codes at the CLI boundary."""
+
+from __future__ import annotations
+
+
+class GraderError(Exception):
+    """A failure the user can act on; its message is shown as one line, without a traceback."""
+
+
+class InputError(GraderError):
+    """Bad input: a file, a line or a field the user supplied. Message names `file:line` or field."""
+
+    def __init__(self, message: str, *, path: object | None = None, line: int | None = None):
+        where = ""
+        if path is not None:
+            where = f"{path}:{line}: " if line is not None else f"{path}: "
+        super().__init__(f"{where}{message}")
+        self.path = path
+        self.line = line
+
+
+class DeckError(InputError):
+    """A deck file that does not parse or validate."""
+
+
+class NotFoundError(GraderError):
+    """A deck, card, run or proposal that does not exist."""
+
+
+class ConfigError(GraderError):
+    """Missing or invalid configuration (endpoint, model, key)."""
+
+
+class ModelNotInstalledError(GraderError):
+    """The offline embedding model is missing or fails its checksum."""
+
+
+class LLMError(GraderError):
+    """The LLM endpoint failed after retries, or its output never validated."""

@@ -1,0 +1,1 @@
+"""Graders: every grader turns (card, answer) into a Grade against the card's rubric."""
