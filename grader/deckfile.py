@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from grader.atomic import write_text_atomic
 from grader.errors import DeckError, InputError
@@ -74,16 +74,18 @@ def check_deck(path: Path) -> tuple[LoadedDeck | None, list[Problem]]:
     text = read_text_file(path)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data: dict[str, Any] = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
         return None, [Problem(path, line, f"YAML syntax error: {exc.problem or exc.context}")]
-    if not isinstance(root, yaml.MappingNode):
+    except yaml.YAMLError as exc:
+        return None, [Problem(path, 1, f"YAML error: {exc}")]
+    if not isinstance(root, yaml.MappingNode) or not isinstance(data, dict):
         return None, [Problem(path, 1, "a deck file must be a mapping with `name` and `cards`")]
 
-    data: dict[str, Any] = yaml.safe_load(text)
     problems: list[Problem] = []
-    fields = {key.value: (key, value) for key, value in root.value}
+    fields = {str(key.value): (key, value) for key, value in root.value}
     version = data.get("version", FORMAT_VERSION)
     if version != FORMAT_VERSION:
         line = fields["version"][0].start_mark.line + 1
@@ -118,9 +120,7 @@ def check_deck(path: Path) -> tuple[LoadedDeck | None, list[Problem]]:
                 field = ".".join(str(part) for part in error["loc"]) or "card"
                 field_line = _field_line(node, error["loc"]) or line
                 label = raw.get("id", "?")
-                problems.append(
-                    Problem(path, field_line, f"card {label}: {field}: {error['msg']}")
-                )
+                problems.append(Problem(path, field_line, f"card {label}: {field}: {error['msg']}"))
             continue
         if card.id in card_lines:
             problems.append(
@@ -154,7 +154,9 @@ def load_deck(path: Path) -> LoadedDeck:
     loaded, problems = check_deck(path)
     if loaded is None:
         first = problems[0]
-        more = f" (and {len(problems) - 1} more; run `grader deck check`)" if len(problems) > 1 else ""
+        more = (
+            f" (and {len(problems) - 1} more; run `grader deck check`)" if len(problems) > 1 else ""
+        )
         raise DeckError(f"{first.message}{more}", path=first.path, line=first.line)
     return loaded
 
@@ -219,3 +221,90 @@ def save_deck(path: Path, deck: Deck) -> None:
 def find_decks(directory: Path) -> list[Path]:
     """Deck files directly under `directory`, sorted by name."""
     return sorted(p for p in Path(directory).iterdir() if p.is_file() and is_deck_file(p))
+
+
+class DeckSummary(BaseModel):
+    """One row of `grader deck list`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    """The deck file."""
+    name: str | None
+    """The deck's name (None when the file does not load)."""
+    cards: int | None
+    """Number of cards (None when the file does not load)."""
+    problem: str | None = None
+    """The first problem, when the file does not load."""
+
+
+class DeckCheck(BaseModel):
+    """The result of validating one deck file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    """The deck file."""
+    ok: bool
+    """True when the deck has no problems."""
+    cards: int | None
+    """Number of cards (None when the deck has problems)."""
+    problems: list[ProblemRecord]
+    """Every problem found, in file order."""
+
+
+class ProblemRecord(BaseModel):
+    """A Problem as data (for --json)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str
+    line: int
+    message: str
+
+
+DeckCheck.model_rebuild()
+
+
+def list_decks(directory: Path) -> list[DeckSummary]:
+    """Every deck file directly under `directory`, with its name and card count."""
+    directory = Path(directory)
+    if not directory.exists():
+        raise InputError("no such directory", path=directory)
+    if not directory.is_dir():
+        raise InputError("not a directory", path=directory)
+    summaries: list[DeckSummary] = []
+    for path in find_decks(directory):
+        try:
+            loaded, problems = check_deck(path)
+        except InputError as exc:
+            summaries.append(
+                DeckSummary(path=path.as_posix(), name=None, cards=None, problem=str(exc))
+            )
+            continue
+        if loaded is None:
+            summaries.append(
+                DeckSummary(path=path.as_posix(), name=None, cards=None, problem=str(problems[0]))
+            )
+        else:
+            summaries.append(
+                DeckSummary(
+                    path=path.as_posix(), name=loaded.deck.name, cards=len(loaded.deck.cards)
+                )
+            )
+    return summaries
+
+
+def check_decks(paths: list[Path]) -> list[DeckCheck]:
+    """Validate each deck file, collecting every problem."""
+    results: list[DeckCheck] = []
+    for path in paths:
+        loaded, problems = check_deck(Path(path))
+        records = [
+            ProblemRecord(path=p.path.as_posix(), line=p.line, message=p.message) for p in problems
+        ]
+        cards = len(loaded.deck.cards) if loaded is not None else None
+        results.append(
+            DeckCheck(path=Path(path).as_posix(), ok=not problems, cards=cards, problems=records)
+        )
+    return results
