@@ -165,8 +165,15 @@ class _DeckDumper(yaml.SafeDumper):
     """Canonical emitter: block style, literal blocks for multi-line strings."""
 
 
+_UNSAFE_BREAKS = frozenset("\r\x85\u2028\u2029")
+
+
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
+    # YAML readers fold these line breaks in plain and block scalars; only escapes survive.
+    if _UNSAFE_BREAKS.intersection(value):
+        style: str | None = '"'
+    else:
+        style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
