@@ -30,6 +30,7 @@ class _ErrorMappingGroup(TyperGroup):
 
 def build_app() -> typer.Typer:
     from grader.cli import deck, io
+    from grader.cli import practice as practice_cli
 
     app = typer.Typer(
         name="grader",
@@ -41,6 +42,7 @@ def build_app() -> typer.Typer:
     )
     app.add_typer(deck.app, name="deck")
     io.register(app)
+    practice_cli.register(app)
     return app
 
 
