@@ -23,7 +23,7 @@ from grader.models import Card, Deck, Provenance
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SEED_DECKS = sorted((REPO_ROOT / "decks").glob("mlops-*.yaml"))
 
-_text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=60)
+_text = st.text(st.characters(exclude_categories=["Cs"]), max_size=60)
 _nonblank = _text.filter(lambda s: bool(s.strip()))
 _token = st.text(
     st.characters(whitelist_categories=("Ll", "Lu", "Nd"), whitelist_characters="-_."),

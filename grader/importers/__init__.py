@@ -15,7 +15,9 @@ from grader.importers.base import ParseResult, announced_count
 
 FORMATS = ("termdef", "numbered", "csv", "tsv")
 _NUMBER = re.compile(r"^\d+$")
-_HEADER_NAMES = re.compile(r"^\s*\"?(front|question|term|q|prompt|id|#columns:)", re.IGNORECASE)
+_HEADER_NAMES = re.compile(
+    r"^\s*\"?(front|question|term|q|prompt|id|side 1)\"?\s*[,\t;]|^#columns:", re.IGNORECASE
+)
 
 
 def detect_format(text: str, path: Path) -> str:
@@ -29,8 +31,11 @@ def detect_format(text: str, path: Path) -> str:
     if not lines:
         raise InputError("the file is empty", path=path)
     first = next((line for line in lines if not line.startswith("#")), "")
-    if _HEADER_NAMES.match(first) or lines[0].lower().startswith("#separator:"):
-        return "tsv" if "\t" in first else "csv"
+    directives = [line.lower() for line in lines[:5] if line.startswith("#")]
+    if _HEADER_NAMES.match(first) or any(
+        d.startswith(("#separator:", "#columns:")) for d in directives
+    ):
+        return "tsv" if "\t" in first or "#separator:tab" in directives else "csv"
     head = lines[2:] if len(lines) > 1 and announced_count(lines[1]) is not None else lines
     if head and _NUMBER.match(head[0]):
         return "numbered"
