@@ -1,0 +1,173 @@
+"""`grader practice` and `grader stats` through CliRunner with a fake grader."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from fakes import FakeGrader, cards, make_grade, ungraded
+from typer.testing import CliRunner
+
+import grader.cli.practice as practice_cli
+from grader.cli import app
+from grader.deckfile import save_deck
+from grader.history import History
+from grader.models import Deck
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeGrader:
+    grader = FakeGrader()
+    monkeypatch.setattr(practice_cli, "build_grader", lambda *args: grader)
+    return grader
+
+
+@pytest.fixture
+def deck(tmp_path: Path) -> Path:
+    path = tmp_path / "deck.yaml"
+    save_deck(path, Deck(name="Test deck", cards=cards(3, tags=[["ops"], ["ops", "data"]])))
+    return path
+
+
+def attempts(home: Path) -> list[object]:
+    with History.open(home) as history:
+        return list(history.attempts())
+
+
+def test_session_grades_shows_and_records_with_override(
+    fake: FakeGrader, deck: Path, grader_home: Path
+) -> None:
+    fake.queue(
+        make_grade(0.9, points=["point 1a"], feedback="Well done [bold]really[/bold]."),
+        make_grade(0.1, feedback="Not quite."),
+    )
+    keys = "line a\nline b\n\n" + "\n" + "wrong answer\n\n" + "r\n" + "q\n"
+    result = runner.invoke(app, ["practice", str(deck), "--new", "5"], input=keys)
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert "3 card(s): 0 due, 3 new" in out
+    assert "Question 1?" in out and "Question 2?" in out and "Question 3?" in out
+    assert "CORRECT  score 0.90" in out and "✓ point 1a" in out
+    assert "Well done [bold]really[/bold]." in out  # learner-visible text is never markup
+    assert "Reference answer:" in out and "- point 1a\n- point 1b" in out
+    assert "Footnote 1." in out
+    assert "→ Good (from correct)" in out and "→ Again (from incorrect)" in out
+    assert "Saved: Good; next review" in out
+    assert "Saved: Good (override: right); next review" in out
+    assert "Session over: 2 answer(s) saved." in out
+    assert "Traceback" not in result.stderr
+    assert fake.calls == [("c1", "line a\nline b"), ("c2", "wrong answer")]
+    first, second = attempts(grader_home)  # type: ignore[misc]
+    assert (first.answer, first.rating, first.override) == ("line a\nline b", "good", None)
+    assert (second.verdict, second.proposed_rating) == ("incorrect", "again")
+    assert (second.override, second.rating) == ("right", "good")
+    assert second.grade.feedback == "Not quite."
+
+
+def test_ungraded_asks_for_a_self_rating(fake: FakeGrader, deck: Path, grader_home: Path) -> None:
+    fake.queue(ungraded("endpoint returned HTTP 500 after 3 retries"))
+    keys = "my answer\n\n" + "x\n" + "4\n" + "q\n"
+    result = runner.invoke(app, ["practice", str(deck)], input=keys)
+    assert result.exit_code == 0, result.stderr
+    assert "UNGRADED" in result.stdout
+    assert "Could not grade: endpoint returned HTTP 500 after 3 retries" in result.stdout
+    assert "Rate how well you knew it yourself" in result.stdout
+    assert "(x is not one of the choices)" in result.stdout
+    assert "Saved: Good (self-rated 4)" in result.stdout
+    (attempt,) = attempts(grader_home)
+    assert (attempt.verdict, attempt.self_rating, attempt.rating) == ("ungraded", 4, "good")  # type: ignore[attr-defined]
+
+
+def test_ungraded_skip_keeps_the_schedule(fake: FakeGrader, deck: Path, grader_home: Path) -> None:
+    fake.queue(ungraded())
+    result = runner.invoke(app, ["practice", str(deck)], input="a\n\ns\nq\n")
+    assert result.exit_code == 0
+    assert "Saved; the card keeps its schedule." in result.stdout
+    (attempt,) = attempts(grader_home)
+    assert attempt.rating is None and attempt.state_after is None  # type: ignore[attr-defined]
+
+
+def test_empty_first_line_is_i_dont_know(fake: FakeGrader, deck: Path, grader_home: Path) -> None:
+    result = runner.invoke(app, ["practice", str(deck)], input="\n\nq\n")
+    assert result.exit_code == 0
+    assert fake.calls == []
+    assert "INCORRECT  score 0.00" in result.stdout and "No answer given" in result.stdout
+    (attempt,) = attempts(grader_home)
+    assert (attempt.answer, attempt.rating) == ("", "again")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("keys", ["q\n", "", "answer\n\n\n"])
+def test_q_or_end_of_input_ends_cleanly(fake: FakeGrader, deck: Path, keys: str) -> None:
+    result = runner.invoke(app, ["practice", str(deck)], input=keys)
+    assert result.exit_code == 0
+    assert "Session over" in result.stdout
+    assert result.stderr.count("error") == 0
+
+
+def test_eof_at_the_rating_prompt_keeps_the_graded_attempt(
+    fake: FakeGrader, deck: Path, grader_home: Path
+) -> None:
+    result = runner.invoke(app, ["practice", str(deck)], input="answer\n\n")
+    assert result.exit_code == 0
+    (attempt,) = attempts(grader_home)
+    assert attempt.rating == "good"  # type: ignore[attr-defined]
+
+
+def test_limits_and_tags(fake: FakeGrader, deck: Path) -> None:
+    result = runner.invoke(app, ["practice", str(deck), "--tag", "data"], input="q\n")
+    assert "1 card(s): 0 due, 1 new" in result.stdout and "Question 2?" in result.stdout
+    result = runner.invoke(app, ["practice", str(deck), "--max", "2"], input="q\n")
+    assert "2 card(s)" in result.stdout
+    result = runner.invoke(app, ["practice", str(deck), "--new", "0"], input="q\n")
+    assert result.exit_code == 0
+    assert "Nothing to practise" in result.stdout
+
+
+def test_json_summary_on_stdout_dialogue_on_stderr(fake: FakeGrader, deck: Path) -> None:
+    result = runner.invoke(app, ["practice", str(deck), "--json"], input="ans\n\n\nq\n")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert (data["version"], data["command"]) == (1, "practice")
+    assert data["data"]["answered"] == 1
+    assert data["data"]["verdicts"] == {"correct": 1}
+    assert data["data"]["attempts"][0]["card_id"] == "c1"
+    assert "Question 1?" in result.stderr
+
+
+def test_bad_input_is_one_line(fake: FakeGrader, tmp_path: Path, deck: Path) -> None:
+    result = runner.invoke(app, ["practice", str(tmp_path / "missing.yaml")])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: {tmp_path / 'missing.yaml'}: no such file"
+    ]
+    result = runner.invoke(app, ["practice", str(deck), "--grader", "gpt"])
+    assert result.exit_code == 1
+    assert "--grader must be auto, offline or llm" in result.stderr
+
+
+def test_stats_after_a_session(fake: FakeGrader, deck: Path) -> None:
+    fake.queue(make_grade(0.9), make_grade(0.1))
+    runner.invoke(app, ["practice", str(deck)], input="a\n\n\nb\n\n\nq\n")
+    result = runner.invoke(app, ["stats", str(deck), "--json"])
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)["data"]
+    assert (data["cards"], data["new"], data["attempts"]) == (3, 1, 2)
+    assert data["due_today"] == 2 and data["reviewed_today"] == 2
+    assert data["accuracy"] == 0.5
+    assert {row["tag"]: row["accuracy"] for row in data["by_tag"]} == {"data": 0.0, "ops": 0.5}
+    assert [m["card_id"] for m in data["most_missed"]] == ["c2"]
+    human = runner.invoke(app, ["stats", str(deck)])
+    assert human.exit_code == 0
+    assert "Due today" in human.stdout and "Most missed" in human.stdout
+    assert "Question 2?" in human.stdout
+    everything = runner.invoke(app, ["stats", "--json"])
+    assert json.loads(everything.stdout)["data"]["decks"] == ["Test deck"]
+
+
+def test_stats_with_no_history(deck: Path) -> None:
+    result = runner.invoke(app, ["stats"])
+    assert result.exit_code == 0
+    assert "(no practice yet)" in result.stdout
