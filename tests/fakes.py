@@ -1,4 +1,4 @@
-"""Test doubles shared by the suite: a FakeGrader you queue Grades into and that records its calls."""
+"""Test doubles shared by the suite: a FakeGrader you queue Grades into; it records its calls."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -166,6 +167,6 @@ def test_concurrent_processes_lose_no_attempt_and_keep_chains(tmp_path: Path) ->
         for card in ("c0", "c1", "c2"):
             chain = [a for a in attempts if a.card_id == card]
             assert chain[0].state_before is None
-            for earlier, later in zip(chain, chain[1:], strict=False):
+            for earlier, later in itertools.pairwise(chain):
                 assert later.state_before == earlier.state_after
             assert history.state("Deck", card) == chain[-1].state_after

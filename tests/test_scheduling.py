@@ -1,4 +1,4 @@
-"""FSRS scheduling: the grade -> rating mapping, overrides, self-ratings, and fixed-clock decisions."""
+"""FSRS scheduling: grade -> rating mapping, overrides, self-ratings, fixed-clock decisions."""
 
 from __future__ import annotations
 
