@@ -108,28 +108,29 @@ def check_deck(path: Path) -> tuple[LoadedDeck | None, list[Problem]]:
 
     cards: list[Card] = []
     card_lines: dict[str, int] = {}
+    seen_ids: dict[str, int] = {}
     for raw, node in zip(raw_cards, card_nodes, strict=True):
         line = node.start_mark.line + 1
         if not isinstance(raw, dict):
             problems.append(Problem(path, line, "each card must be a mapping"))
             continue
+        raw_id = raw.get("id")
+        if isinstance(raw_id, str) and raw_id in seen_ids:
+            first = seen_ids[raw_id]
+            problems.append(
+                Problem(path, line, f"duplicate card id {raw_id!r} (first at line {first})")
+            )
+            continue
+        if isinstance(raw_id, str):
+            seen_ids[raw_id] = line
         try:
             card = Card.model_validate(raw)
         except ValidationError as exc:
             for error in exc.errors():
                 field = ".".join(str(part) for part in error["loc"]) or "card"
                 field_line = _field_line(node, error["loc"]) or line
-                label = raw.get("id", "?")
+                label = raw_id if raw_id is not None else "?"
                 problems.append(Problem(path, field_line, f"card {label}: {field}: {error['msg']}"))
-            continue
-        if card.id in card_lines:
-            problems.append(
-                Problem(
-                    path,
-                    line,
-                    f"duplicate card id {card.id!r} (first at line {card_lines[card.id]})",
-                )
-            )
             continue
         card_lines[card.id] = line
         cards.append(card)
