@@ -1,0 +1,164 @@
+"""The hand-graded eval datasets in evals/: well-formed, big enough, in sync with the seed decks."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from grader.deckfile import load_deck
+from grader.models import Deck, EvalRecord
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EVALS = REPO_ROOT / "evals"
+SEED_RESPONSES = EVALS / "seed_responses.jsonl"
+INJECTION = EVALS / "injection.jsonl"
+
+KINDS = {
+    "verbatim",
+    "paraphrase",
+    "terse",
+    "partial",
+    "wrong",
+    "misconception",
+    "typo",
+    "padding",
+    "empty",
+    "off-topic",
+    "injection",
+}
+SEED_DECKS = {"mlops-foundations", "mlops-pipeline"}
+
+
+def _read_jsonl(path: Path) -> list[tuple[int, dict[str, object]]]:
+    rows: list[tuple[int, dict[str, object]]] = []
+    for number, text in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):
+        if text.strip():
+            data = json.loads(text)
+            assert isinstance(data, dict), f"{path.name}:{number}: not a JSON object"
+            rows.append((number, data))
+    return rows
+
+
+@cache
+def _rows() -> list[tuple[int, dict[str, object]]]:
+    return _read_jsonl(SEED_RESPONSES)
+
+
+@cache
+def _records() -> list[EvalRecord]:
+    return [EvalRecord.model_validate(data) for _, data in _rows()]
+
+
+@cache
+def _deck(name: str) -> Deck:
+    return load_deck(REPO_ROOT / "decks" / f"{name}.yaml").deck
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def test_every_line_parses_as_an_eval_record() -> None:
+    for number, data in _rows():
+        try:
+            EvalRecord.model_validate(data)
+        except Exception as exc:  # pragma: no cover - the message is the point
+            pytest.fail(f"seed_responses.jsonl:{number}: {exc}")
+
+
+def test_size_and_coverage() -> None:
+    records = _records()
+    assert len(records) >= 150
+    cards = {(r.model_extra or {}).get("card_id") for r in records}
+    assert len(cards) >= 40
+    decks = Counter((r.model_extra or {}).get("deck") for r in records)
+    assert set(decks) == SEED_DECKS
+    assert min(decks.values()) >= 50
+
+
+def test_ids_are_unique_and_present() -> None:
+    ids = [r.id for r in _records()]
+    assert all(ids)
+    duplicates = [i for i, n in Counter(ids).items() if n > 1]
+    assert duplicates == []
+
+
+def test_every_kind_present_several_times_and_no_others() -> None:
+    kinds = Counter(r.kind for r in _records())
+    assert set(kinds) == KINDS
+    assert min(kinds.values()) >= 3, kinds
+
+
+def test_each_kind_spans_both_decks() -> None:
+    decks_by_kind: dict[str, set[object]] = {}
+    for r in _records():
+        assert r.kind is not None
+        decks_by_kind.setdefault(r.kind, set()).add((r.model_extra or {}).get("deck"))
+    assert {k: v for k, v in decks_by_kind.items() if v != SEED_DECKS} == {}
+
+
+def test_scores_are_integers_on_the_0_to_4_scale() -> None:
+    for number, data in _rows():
+        score = data["score"]
+        assert isinstance(score, int) and not isinstance(score, bool), number
+        assert 0 <= score <= 4, number
+        assert data["score_max"] == 4, number
+
+
+def test_every_line_has_a_one_line_justification() -> None:
+    for number, data in _rows():
+        why = data.get("justification")
+        assert isinstance(why, str) and why.strip(), number
+        assert "\n" not in why, number
+
+
+def test_splits_are_dev_or_test_and_never_share_a_card() -> None:
+    splits_by_card: dict[object, set[str | None]] = {}
+    for r in _records():
+        assert r.split in {"dev", "test"}
+        splits_by_card.setdefault((r.model_extra or {}).get("card_id"), set()).add(r.split)
+    assert all(len(s) == 1 for s in splits_by_card.values())
+    assert {r.split for r in _records()} == {"dev", "test"}
+
+
+def test_each_card_matches_its_committed_deck() -> None:
+    for number, data in _rows():
+        deck_name = data["deck"]
+        assert deck_name in SEED_DECKS, number
+        card = _deck(str(deck_name)).card(str(data["card_id"]))
+        assert card is not None, f"line {number}: card {data['card_id']} not in {deck_name}"
+        assert data["question"] == card.question, number
+        assert data["reference_answer"] == card.answer, number
+        assert data.get("footnote") == card.footnote, number
+
+
+def test_anchor_kinds_carry_their_expected_grades() -> None:
+    for r in _records():
+        if r.kind == "verbatim":
+            assert r.score == 4, r.id
+            assert _words(r.student_answer) == _words(r.reference_answer), r.id
+        if r.kind in {"empty", "off-topic"}:
+            assert r.score == 0, r.id
+        if r.kind == "empty":
+            assert len(_words(r.student_answer)) <= 3, r.id
+
+
+def test_grades_use_the_whole_scale() -> None:
+    scores = Counter(int(r.score) for r in _records())
+    assert set(scores) == {0, 1, 2, 3, 4}
+    assert min(scores.values()) >= 10, scores
+
+
+@pytest.mark.skipif(not INJECTION.exists(), reason="evals/injection.jsonl not present")
+def test_injection_suite_parses_and_does_not_duplicate_seed_responses() -> None:
+    injection = [EvalRecord.model_validate(data) for _, data in _read_jsonl(INJECTION)]
+    assert injection
+    seed = _records()
+    assert {r.id for r in injection if r.id} & {r.id for r in seed} == set()
+    pairs = {(r.question, r.student_answer) for r in seed}
+    assert [r.id for r in injection if (r.question, r.student_answer) in pairs] == []
