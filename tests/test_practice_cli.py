@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 import grader.cli.practice as practice_cli
 from grader.cli import app
 from grader.deckfile import save_deck
-from grader.history import History
+from grader.history import Attempt, History
 from grader.models import Deck
 
 runner = CliRunner()
@@ -32,9 +32,9 @@ def deck(tmp_path: Path) -> Path:
     return path
 
 
-def attempts(home: Path) -> list[object]:
+def attempts(home: Path) -> list[Attempt]:
     with History.open(home) as history:
-        return list(history.attempts())
+        return history.attempts()
 
 
 def test_session_grades_shows_and_records_with_override(
@@ -60,7 +60,7 @@ def test_session_grades_shows_and_records_with_override(
     assert "Session over: 2 answer(s) saved." in out
     assert "Traceback" not in result.stderr
     assert fake.calls == [("c1", "line a\nline b"), ("c2", "wrong answer")]
-    first, second = attempts(grader_home)  # type: ignore[misc]
+    first, second = attempts(grader_home)
     assert (first.answer, first.rating, first.override) == ("line a\nline b", "good", None)
     assert (second.verdict, second.proposed_rating) == ("incorrect", "again")
     assert (second.override, second.rating) == ("right", "good")
@@ -78,7 +78,7 @@ def test_ungraded_asks_for_a_self_rating(fake: FakeGrader, deck: Path, grader_ho
     assert "(x is not one of the choices)" in result.stdout
     assert "Saved: Good (self-rated 4)" in result.stdout
     (attempt,) = attempts(grader_home)
-    assert (attempt.verdict, attempt.self_rating, attempt.rating) == ("ungraded", 4, "good")  # type: ignore[attr-defined]
+    assert (attempt.verdict, attempt.self_rating, attempt.rating) == ("ungraded", 4, "good")
 
 
 def test_ungraded_skip_keeps_the_schedule(fake: FakeGrader, deck: Path, grader_home: Path) -> None:
@@ -87,7 +87,7 @@ def test_ungraded_skip_keeps_the_schedule(fake: FakeGrader, deck: Path, grader_h
     assert result.exit_code == 0
     assert "Saved; the card keeps its schedule." in result.stdout
     (attempt,) = attempts(grader_home)
-    assert attempt.rating is None and attempt.state_after is None  # type: ignore[attr-defined]
+    assert attempt.rating is None and attempt.state_after is None
 
 
 def test_empty_first_line_is_i_dont_know(fake: FakeGrader, deck: Path, grader_home: Path) -> None:
@@ -96,7 +96,7 @@ def test_empty_first_line_is_i_dont_know(fake: FakeGrader, deck: Path, grader_ho
     assert fake.calls == []
     assert "INCORRECT  score 0.00" in result.stdout and "No answer given" in result.stdout
     (attempt,) = attempts(grader_home)
-    assert (attempt.answer, attempt.rating) == ("", "again")  # type: ignore[attr-defined]
+    assert (attempt.answer, attempt.rating) == ("", "again")
 
 
 @pytest.mark.parametrize("keys", ["q\n", "", "answer\n\n\n"])
@@ -113,7 +113,7 @@ def test_eof_at_the_rating_prompt_keeps_the_graded_attempt(
     result = runner.invoke(app, ["practice", str(deck)], input="answer\n\n")
     assert result.exit_code == 0
     (attempt,) = attempts(grader_home)
-    assert attempt.rating == "good"  # type: ignore[attr-defined]
+    assert attempt.rating == "good"
 
 
 def test_limits_and_tags(fake: FakeGrader, deck: Path) -> None:

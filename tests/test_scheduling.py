@@ -8,6 +8,7 @@ import pytest
 
 from grader.scheduling import (
     CardState,
+    RatingName,
     Scheduler,
     rating_for_override,
     rating_for_self_rating,
@@ -81,8 +82,9 @@ def test_scheduling_is_deterministic_without_fuzz() -> None:
     def run() -> CardState:
         scheduler = Scheduler(fuzz=False)
         state = scheduler.review(None, "easy", T0)
-        for rating in ("good", "hard", "good", "easy"):
-            state = scheduler.review(state, rating, state.due)  # type: ignore[arg-type]
+        ratings: tuple[RatingName, ...] = ("good", "hard", "good", "easy")
+        for rating in ratings:
+            state = scheduler.review(state, rating, state.due)
         return state
 
     assert run() == run()

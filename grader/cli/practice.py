@@ -118,7 +118,7 @@ class Terminal:
             key = self.stdin.read(1)
         finally:
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-        self.out.print(repr(key) if key not in ("\n", "\r") else "", markup=False, end="")
+        self.out.print(key if key.isprintable() else "", markup=False, end="")
         return key
 
 
