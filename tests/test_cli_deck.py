@@ -107,7 +107,7 @@ def test_bad_import_input_is_one_line_exit_1_and_the_deck_untouched(
         assert _one_error_line(result.stderr).startswith(expected), result.stderr
         assert result.stdout == ""
         assert Path("d.yaml").read_bytes() == before
-    assert sorted(p.name for p in in_tmp.iterdir() if p.name.startswith(".")) == []
+    assert sorted(p.name for p in in_tmp.iterdir() if p.name.endswith(".tmp")) == []
 
 
 def test_import_into_a_deck_with_a_syntax_error(runner: CliRunner) -> None:

@@ -272,7 +272,7 @@ def test_failed_import_leaves_the_deck_untouched(
     with pytest.raises(InputError, match=message):
         import_into_deck(source, deck_path)
     assert deck_path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")) == []
 
 
 def test_import_into_a_broken_deck_refuses_and_keeps_it(tmp_path: Path) -> None:

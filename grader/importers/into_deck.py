@@ -114,13 +114,32 @@ def import_into_deck(
     The deck is written atomically, and only when cards were added; any error leaves it untouched.
     """
     source, deck_path = Path(source), Path(deck_path)
+    parsed = parse_file(source, format)
+    if dry_run:
+        return _import(parsed, source, deck_path, name, tags, created_at, write=False)
+    from grader.expand.proposals import deck_lock
+
+    # The same lock `grader review` holds, so an import never loses a concurrent approval.
+    with deck_lock(deck_path):
+        return _import(parsed, source, deck_path, name, tags, created_at, write=True)
+
+
+def _import(
+    parsed: ParseResult,
+    source: Path,
+    deck_path: Path,
+    name: str | None,
+    tags: list[str] | None,
+    created_at: str | None,
+    *,
+    write: bool,
+) -> ImportReport:
     if deck_path.exists() or deck_path.is_symlink():
         deck = load_deck(deck_path).deck
         created = False
     else:
         deck = None
         created = True
-    parsed = parse_file(source, format)
     if deck is None:
         deck = Deck(name=name or parsed.title or deck_path.stem.replace("-", " ").strip() or "deck")
     elif name:
@@ -128,7 +147,7 @@ def import_into_deck(
     merged, added, duplicates = merge(
         deck, parsed, source, created_at or utc_now_iso(), sorted(set(tags or []))
     )
-    if (added or created) and not dry_run:
+    if (added or created) and write:
         save_deck(deck_path, merged)
     footnotes = sum(1 for card in parsed.cards if card.footnote)
     return ImportReport(
