@@ -1,0 +1,1 @@
+"""LLM plumbing: the openai/instructor adapter, prompt templates, response schemas, call log."""

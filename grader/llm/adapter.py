@@ -1,0 +1,435 @@
+"""The one module that talks to `openai` and `instructor`.
+
+`LLMClient` turns (response model, messages) into a validated pydantic value over any
+OpenAI-compatible endpoint, with both retry budgets set explicitly (openai's transport retries,
+instructor's validation re-asks), a SQLite call log and request cache, and failures mapped to one
+`LLMError` line that never contains the API key. openai and instructor are imported lazily, on the
+first call, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from grader.errors import LLMError
+from grader.llm.callog import CallLog, CallRecord, cache_key
+from grader.models import Usage
+from grader.settings import Settings
+
+if TYPE_CHECKING:
+    from instructor import AsyncInstructor, Instructor
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+T = TypeVar("T", bound=BaseModel)
+Message = dict[str, str]
+
+
+@dataclass(frozen=True)
+class StructuredResult(Generic[T]):
+    """A validated value and what it cost."""
+
+    value: T
+    usage: Usage
+    """Tokens summed over every attempt (zero when answered from the cache)."""
+    latency_ms: float
+    cached: bool
+    attempts: int
+    """Model calls made, re-asks included (0 when cached)."""
+    model: str
+    base_url: str
+
+
+class StructuredLLM(Protocol):
+    """What graders and the expander need from an LLM; `LLMClient` and test fakes provide it."""
+
+    @property
+    def model(self) -> str: ...
+
+    @property
+    def base_url(self) -> str: ...
+
+    def structured(
+        self,
+        response_model: type[T],
+        messages: Sequence[Message],
+        *,
+        prompt_hash: str | None,
+        purpose: str,
+        context: dict[str, Any] | None = None,
+    ) -> StructuredResult[T]:
+        """Return a validated `response_model`, or raise LLMError with a one-line reason."""
+        ...
+
+    async def astructured(
+        self,
+        response_model: type[T],
+        messages: Sequence[Message],
+        *,
+        prompt_hash: str | None,
+        purpose: str,
+        context: dict[str, Any] | None = None,
+    ) -> StructuredResult[T]:
+        """Async `structured`; concurrent calls share one connection limit."""
+        ...
+
+
+class _Attempts:
+    """instructor hooks that count attempts and keep the raw completions for the log."""
+
+    def __init__(self, keep_responses: bool) -> None:
+        from instructor.core.hooks import Hooks
+
+        self.count = 0
+        self.responses: list[Any] = []
+        self.hooks = Hooks()
+        self.hooks.on("completion:kwargs", self._on_kwargs)
+        if keep_responses:
+            self.hooks.on("completion:response", self._on_response)
+
+    def _on_kwargs(self, *args: Any, **kwargs: Any) -> None:
+        self.count += 1
+
+    def _on_response(self, response: Any) -> None:
+        dump = getattr(response, "model_dump", None)
+        self.responses.append(dump(mode="json") if callable(dump) else repr(response))
+
+
+def _quiet_library_loggers() -> None:
+    """instructor logs every failed attempt at ERROR; we report failures ourselves, once."""
+    import logging
+
+    logger = logging.getLogger("instructor")
+    if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+        logger.addHandler(logging.NullHandler())
+    logger.propagate = False
+
+
+class LLMClient:
+    """Structured calls to one OpenAI-compatible endpoint, logged and cached under `home`."""
+
+    def __init__(self, settings: Settings, home: Path | None) -> None:
+        self.settings = settings
+        self._base_url = (settings.base_url or OPENAI_BASE_URL).rstrip("/")
+        wants_store = home is not None and (settings.log or settings.cache)
+        self.store = CallLog(home) if wants_store and home is not None else None
+        self._sync: Instructor | None = None
+        self._sync_lock = threading.Lock()
+        self._async: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[AsyncInstructor, asyncio.Semaphore]
+        ] = weakref.WeakKeyDictionary()
+        self._schemas: dict[type[BaseModel], dict[str, Any]] = {}
+
+    @property
+    def model(self) -> str:
+        return self.settings.model
+
+    @property
+    def base_url(self) -> str:
+        return self._base_url
+
+    # -- clients -------------------------------------------------------------------------------
+
+    def _mode(self) -> Any:
+        import instructor
+
+        return {
+            "tools": instructor.Mode.TOOLS,
+            "json": instructor.Mode.JSON,
+            "md_json": instructor.Mode.MD_JSON,
+            "json_schema": instructor.Mode.JSON_SCHEMA,
+        }[self.settings.mode]
+
+    def _client_options(self) -> dict[str, Any]:
+        return {
+            "api_key": self.settings.api_key_value(),
+            "base_url": self._base_url,
+            "timeout": self.settings.timeout,
+            "max_retries": self.settings.max_retries,
+        }
+
+    def _sync_client(self) -> Instructor:
+        with self._sync_lock:
+            if self._sync is None:
+                import instructor
+                import openai
+
+                _quiet_library_loggers()
+                client = openai.OpenAI(**self._client_options())
+                self._sync = instructor.from_openai(client, mode=self._mode())
+            return self._sync
+
+    def _async_client(self) -> tuple[AsyncInstructor, asyncio.Semaphore]:
+        # Async clients and semaphores belong to one event loop, so keep one pair per loop.
+        loop = asyncio.get_running_loop()
+        state = self._async.get(loop)
+        if state is None:
+            import instructor
+            import openai
+
+            _quiet_library_loggers()
+            client = openai.AsyncOpenAI(**self._client_options())
+            state = (
+                instructor.from_openai(client, mode=self._mode()),
+                asyncio.Semaphore(self.settings.max_connections),
+            )
+            self._async[loop] = state
+        return state
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _params(self) -> dict[str, Any]:
+        params: dict[str, Any] = {"temperature": self.settings.temperature}
+        if self.settings.seed is not None:
+            params["seed"] = self.settings.seed
+        return params
+
+    def _schema(self, response_model: type[BaseModel]) -> dict[str, Any]:
+        schema = self._schemas.get(response_model)
+        if schema is None:
+            schema = response_model.model_json_schema()
+            self._schemas[response_model] = schema
+        return schema
+
+    def _key(self, response_model: type[BaseModel], messages: list[Message]) -> str:
+        return cache_key(
+            model=self.settings.model,
+            base_url=self._base_url,
+            messages=messages,
+            schema=self._schema(response_model),
+            params={**self._params(), "mode": self.settings.mode},
+        )
+
+    def _from_cache(
+        self,
+        response_model: type[T],
+        key: str,
+        context: dict[str, Any] | None,
+    ) -> T | None:
+        if self.store is None or not self.settings.cache:
+            return None
+        hit = self.store.get(key)
+        if hit is None:
+            return None
+        try:
+            return response_model.model_validate(hit.value, context=context)
+        except ValidationError:
+            return None  # stale entry from an older schema: ask again
+
+    def _finish(
+        self,
+        *,
+        response_model: type[T],
+        messages: list[Message],
+        key: str,
+        prompt_hash: str | None,
+        purpose: str,
+        started: float,
+        value: T | None,
+        usage: Usage,
+        attempts: _Attempts | None,
+        error: str | None,
+    ) -> StructuredResult[T]:
+        latency_ms = (time.perf_counter() - started) * 1000
+        cached = attempts is None
+        if self.store is not None:
+            if value is not None and not cached and self.settings.cache:
+                self.store.put(key, self.settings.model, value.model_dump(mode="json"), usage)
+            if self.settings.log:
+                self.store.log(
+                    CallRecord(
+                        purpose=purpose,
+                        model=self.settings.model,
+                        base_url=self._base_url,
+                        prompt_hash=prompt_hash,
+                        cache_key=key,
+                        request={
+                            "model": self.settings.model,
+                            "messages": messages,
+                            "response_model": response_model.__name__,
+                            "mode": self.settings.mode,
+                            **self._params(),
+                        },
+                        response={
+                            "value": None if value is None else value.model_dump(mode="json"),
+                            "completions": [] if attempts is None else attempts.responses,
+                        },
+                        error=error,
+                        usage=usage,
+                        latency_ms=latency_ms,
+                        attempts=0 if attempts is None else attempts.count,
+                        cached=cached,
+                    )
+                )
+        if value is None:
+            raise LLMError(error or "the LLM call failed")
+        return StructuredResult(
+            value=value,
+            usage=usage,
+            latency_ms=latency_ms,
+            cached=cached,
+            attempts=0 if attempts is None else attempts.count,
+            model=self.settings.model,
+            base_url=self._base_url,
+        )
+
+    def structured(
+        self,
+        response_model: type[T],
+        messages: Sequence[Message],
+        *,
+        prompt_hash: str | None,
+        purpose: str,
+        context: dict[str, Any] | None = None,
+    ) -> StructuredResult[T]:
+        """A validated `response_model` from the endpoint (or the cache); LLMError on failure."""
+        started = time.perf_counter()
+        msgs = [dict(m) for m in messages]
+        key = self._key(response_model, msgs)
+        common: dict[str, Any] = {
+            "response_model": response_model,
+            "messages": msgs,
+            "key": key,
+            "prompt_hash": prompt_hash,
+            "purpose": purpose,
+            "started": started,
+        }
+        cached = self._from_cache(response_model, key, context)
+        if cached is not None:
+            return self._finish(**common, value=cached, usage=Usage(), attempts=None, error=None)
+        attempts = _Attempts(keep_responses=self.store is not None and self.settings.log)
+        try:
+            value, completion = self._sync_client().chat.completions.create_with_completion(
+                response_model=response_model,
+                messages=msgs,  # type: ignore[arg-type]
+                max_retries=self.settings.max_reasks,
+                context=context,
+                hooks=attempts.hooks,
+                model=self.settings.model,
+                **self._params(),
+            )
+        except Exception as exc:  # every failure becomes one reason line
+            usage = _usage_of_failure(exc)
+            return self._finish(
+                **common, value=None, usage=usage, attempts=attempts, error=self.describe(exc)
+            )
+        usage = _usage_of(value, completion)
+        return self._finish(**common, value=value, usage=usage, attempts=attempts, error=None)
+
+    async def astructured(
+        self,
+        response_model: type[T],
+        messages: Sequence[Message],
+        *,
+        prompt_hash: str | None,
+        purpose: str,
+        context: dict[str, Any] | None = None,
+    ) -> StructuredResult[T]:
+        """Async `structured`; all calls on one event loop share `max_connections` slots."""
+        started = time.perf_counter()
+        msgs = [dict(m) for m in messages]
+        key = self._key(response_model, msgs)
+        common: dict[str, Any] = {
+            "response_model": response_model,
+            "messages": msgs,
+            "key": key,
+            "prompt_hash": prompt_hash,
+            "purpose": purpose,
+            "started": started,
+        }
+        cached = self._from_cache(response_model, key, context)
+        if cached is not None:
+            return self._finish(**common, value=cached, usage=Usage(), attempts=None, error=None)
+        client, semaphore = self._async_client()
+        attempts = _Attempts(keep_responses=self.store is not None and self.settings.log)
+        try:
+            async with semaphore:
+                value, completion = await client.chat.completions.create_with_completion(
+                    response_model=response_model,
+                    messages=msgs,  # type: ignore[arg-type]
+                    max_retries=self.settings.max_reasks,
+                    context=context,
+                    hooks=attempts.hooks,
+                    model=self.settings.model,
+                    **self._params(),
+                )
+        except Exception as exc:
+            usage = _usage_of_failure(exc)
+            return self._finish(
+                **common, value=None, usage=usage, attempts=attempts, error=self.describe(exc)
+            )
+        usage = _usage_of(value, completion)
+        return self._finish(**common, value=value, usage=usage, attempts=attempts, error=None)
+
+    # -- errors --------------------------------------------------------------------------------
+
+    def describe(self, exc: BaseException) -> str:
+        """One actionable line for a failed call, with the API key redacted."""
+        return self.settings.redact(_describe(exc, self.settings, self._base_url))
+
+
+def _usage_of(value: BaseModel, completion: Any) -> Usage:
+    total = getattr(value, "_total_usage", None) or getattr(completion, "usage", None)
+    return _to_usage(total)
+
+
+def _usage_of_failure(exc: BaseException) -> Usage:
+    return _to_usage(getattr(exc, "total_usage", None))
+
+
+def _to_usage(raw: Any) -> Usage:
+    if raw is None:
+        return Usage()
+    return Usage(
+        prompt_tokens=int(getattr(raw, "prompt_tokens", 0) or 0),
+        completion_tokens=int(getattr(raw, "completion_tokens", 0) or 0),
+    )
+
+
+def _describe(exc: BaseException, settings: Settings, base_url: str) -> str:
+    import openai
+    from instructor.core.exceptions import InstructorRetryException
+
+    attempts = None
+    if isinstance(exc, InstructorRetryException):
+        attempts = exc.n_attempts
+        if exc.__cause__ is not None:
+            exc = exc.__cause__
+    retries = settings.max_retries
+    if isinstance(exc, openai.APITimeoutError):
+        return f"{base_url} timed out after {settings.timeout:g}s ({retries} retries)"
+    if isinstance(exc, openai.APIConnectionError):
+        return f"cannot connect to the LLM endpoint {base_url} ({retries} retries)"
+    if isinstance(exc, openai.AuthenticationError):
+        return f"the LLM endpoint {base_url} rejected the API key (HTTP 401): check OPENAI_API_KEY"
+    if isinstance(exc, openai.RateLimitError):
+        return f"rate limited by {base_url} (HTTP 429) after {retries} retries"
+    if isinstance(exc, openai.NotFoundError):
+        return f"HTTP 404 from {base_url}: is model {settings.model!r} served there?"
+    if isinstance(exc, openai.APIStatusError):
+        return f"HTTP {exc.status_code} from {base_url}: {_first_line(exc.message)}"
+    if isinstance(exc, ValidationError):
+        errors = exc.errors()
+        where = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
+        message = str(errors[0]["msg"]) if errors else str(exc)
+        tries = f" after {attempts} attempts" if attempts else ""
+        return f"the model's output never validated{tries}: {where or 'output'}: " + _first_line(
+            message
+        )
+    if isinstance(exc, ValueError):
+        tries = f" after {attempts} attempts" if attempts else ""
+        return f"the model's output could not be parsed{tries}: {_first_line(str(exc))}"
+    return f"the LLM call failed: {type(exc).__name__}: {_first_line(str(exc))}"
+
+
+def _first_line(text: str) -> str:
+    line = " ".join(str(text).strip().split("\n")[0].split())
+    return line[:300]
