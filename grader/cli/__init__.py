@@ -30,6 +30,7 @@ class _ErrorMappingGroup(TyperGroup):
 
 def build_app() -> typer.Typer:
     from grader.cli import deck, io
+    from grader.cli import eval as eval_cli
     from grader.cli import practice as practice_cli
 
     app = typer.Typer(
@@ -41,6 +42,7 @@ def build_app() -> typer.Typer:
         help="Grade free-text flashcard answers, practise with FSRS, grow decks with reviewed cards.",
     )
     app.add_typer(deck.app, name="deck")
+    app.add_typer(eval_cli.app, name="eval")
     io.register(app)
     practice_cli.register(app)
     return app

@@ -1,0 +1,1 @@
+"""Evaluating graders against human grades: datasets, runs, metrics, reports, comparisons."""

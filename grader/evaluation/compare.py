@@ -1,0 +1,205 @@
+"""`grader eval compare RUN_A RUN_B`: metric deltas with paired bootstrap CIs, and changed grades.
+
+Both runs are scored on the responses they have in common (matched by `<dataset>:<line>`); each
+bootstrap resample draws the same responses for both runs, so the interval is of the paired delta.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from grader import metrics as m
+from grader.errors import InputError
+from grader.evaluation import runner
+from grader.evaluation.runner import ResultRecord
+from grader.evaluation.scoring import CLASSES, METRICS, gold_class
+
+CHANGE_AT = 0.25
+"""A response 'changed' when its verdict changed or its score moved by at least this much."""
+
+
+class MetricDelta(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metric: str
+    a: float | None
+    b: float | None
+    delta: float | None
+    """b - a."""
+    low: float | None = None
+    high: float | None = None
+
+
+class ChangedGrade(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    id: str
+    gold: float
+    verdict_a: str
+    score_a: float | None
+    verdict_b: str
+    score_b: float | None
+    feedback_b: str = ""
+
+
+class Comparison(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    run_a: str
+    run_b: str
+    grader_a: str
+    grader_b: str
+    common: int
+    """Responses present in both runs."""
+    only_a: int
+    only_b: int
+    deltas: list[MetricDelta]
+    changed: list[ChangedGrade] = Field(default_factory=list)
+    bootstrap_resamples: int
+
+
+def _metric_functions(code: dict[str, int]) -> dict[str, Callable[..., float | None]]:
+    """Each metric as f(gold, pred, gold_codes, pred_codes) over numpy arrays."""
+
+    def qwk(g: Any, p: Any, gc: Any, pc: Any) -> float | None:
+        return m.quadratic_weighted_kappa(
+            m.to_levels(g.tolist()), m.to_levels(p.tolist()), levels=m.QWK_LEVELS
+        )
+
+    return {
+        "pearson": lambda g, p, gc, pc: m.pearson(g, p),
+        "spearman": lambda g, p, gc, pc: m.spearman(g, p),
+        "qwk": qwk,
+        "mae": lambda g, p, gc, pc: m.mean_absolute_error(g, p),
+        "accuracy": lambda g, p, gc, pc: m.accuracy(gc, pc),
+        "macro_f1": lambda g, p, gc, pc: m.macro_f1(gc, pc),
+        "weighted_f1": lambda g, p, gc, pc: m.weighted_f1(gc, pc),
+        "false_accept_rate": lambda g, p, gc, pc: m.false_accept_rate(
+            gc, pc, accept=code["correct"], wrong=code["incorrect"]
+        ),
+    }
+
+
+def _changed(a: ResultRecord, b: ResultRecord) -> bool:
+    if a.verdict != b.verdict:
+        return True
+    if a.predicted_score is None or b.predicted_score is None:
+        return False
+    return abs(a.predicted_score - b.predicted_score) >= CHANGE_AT
+
+
+def compare_results(
+    results_a: dict[str, ResultRecord],
+    results_b: dict[str, ResultRecord],
+    *,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[int, list[MetricDelta], list[ChangedGrade]]:
+    import numpy as np
+
+    keys = [k for k in results_a if k in results_b]
+    if not keys:
+        raise InputError("the two runs have no responses in common")
+    gold_classes = [gold_class(results_a[k]) for k in keys]
+    binary = "partial" not in gold_classes
+    classes = ["correct", "incorrect"] if binary else list(CLASSES)
+    code = {name: i for i, name in enumerate(classes)}
+
+    def pred_code(r: ResultRecord) -> int:
+        if r.verdict == "ungraded":
+            return -1
+        return code["incorrect" if binary and r.verdict == "partial" else r.verdict]
+
+    gold = np.asarray([results_a[k].gold for k in keys], dtype=np.float64)
+    gc = np.asarray([code[c] for c in gold_classes], dtype=np.int64)
+    runs = []
+    for results in (results_a, results_b):
+        pred = np.asarray(
+            [
+                math.nan if results[k].predicted_score is None else results[k].predicted_score
+                for k in keys
+            ],
+            dtype=np.float64,
+        )
+        codes = np.asarray([pred_code(results[k]) for k in keys], dtype=np.int64)
+        runs.append((pred, codes))
+
+    functions = _metric_functions(code)
+
+    def evaluate(name: str, idx: Any, run: int) -> float | None:
+        pred, codes = runs[run]
+        p = pred[idx]
+        mask = ~np.isnan(p)
+        if not mask.any():
+            return None
+        return functions[name](gold[idx][mask], p[mask], gc[idx][mask], codes[idx][mask])
+
+    everything = np.arange(len(keys))
+    rng = np.random.default_rng(seed)
+    samples = [rng.integers(0, len(keys), size=len(keys)) for _ in range(resamples)]
+    deltas = []
+    for name in METRICS:
+        a = evaluate(name, everything, 0)
+        b = evaluate(name, everything, 1)
+        delta = None if a is None or b is None else b - a
+        low = high = None
+        if delta is not None and len(keys) > 1 and samples:
+            values = []
+            for idx in samples:
+                va = evaluate(name, idx, 0)
+                vb = evaluate(name, idx, 1)
+                if va is not None and vb is not None:
+                    values.append(vb - va)
+            if values:
+                low, high = (float(x) for x in np.quantile(values, [0.025, 0.975]))
+        deltas.append(MetricDelta(metric=name, a=a, b=b, delta=delta, low=low, high=high))
+
+    changed = [
+        ChangedGrade(
+            key=k,
+            id=results_b[k].id,
+            gold=results_b[k].gold,
+            verdict_a=results_a[k].verdict,
+            score_a=results_a[k].predicted_score,
+            verdict_b=results_b[k].verdict,
+            score_b=results_b[k].predicted_score,
+            feedback_b=results_b[k].grade.feedback,
+        )
+        for k in keys
+        if _changed(results_a[k], results_b[k])
+    ]
+    changed.sort(
+        key=lambda c: (
+            -abs((c.score_b if c.score_b is not None else 0.0) - (c.score_a or 0.0)),
+            c.key,
+        )
+    )
+    return len(keys), deltas, changed
+
+
+def compare_runs(home: Path, run_a: str, run_b: str, *, resamples: int = 1000) -> Comparison:
+    dir_a = runner.resolve_run(home, run_a)
+    dir_b = runner.resolve_run(home, run_b)
+    spec_a = runner.read_spec(dir_a)
+    spec_b = runner.read_spec(dir_b)
+    results_a = runner.read_results(dir_a)
+    results_b = runner.read_results(dir_b)
+    common, deltas, changed = compare_results(results_a, results_b, resamples=resamples)
+    return Comparison(
+        run_a=spec_a.run_id,
+        run_b=spec_b.run_id,
+        grader_a=spec_a.grader + (f" {spec_a.model}" if spec_a.model else ""),
+        grader_b=spec_b.grader + (f" {spec_b.model}" if spec_b.model else ""),
+        common=common,
+        only_a=len(set(results_a) - set(results_b)),
+        only_b=len(set(results_b) - set(results_a)),
+        deltas=deltas,
+        changed=changed,
+        bootstrap_resamples=resamples,
+    )

@@ -1,0 +1,185 @@
+"""Metrics of a run: agreement between human and grader scores, overall and per slice.
+
+Scores are normalised to [0, 1]. Gold classes come from the `label` when it is a known one
+(`correct`, `partially correct`, `incorrect`, `contradictory`, ...), else from the human score with
+the same thresholds as verdicts. When a slice's gold is binary (no `partial`), a predicted
+`partial` counts as not correct. Ungraded responses are counted and excluded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from grader import metrics as m
+from grader.evaluation.runner import ResultRecord
+from grader.models import verdict_for_score
+
+CLASSES = ("correct", "partial", "incorrect")
+LABEL_CLASSES = {
+    "correct": "correct",
+    "partially correct": "partial",
+    "partially_correct": "partial",
+    "partial": "partial",
+    "incorrect": "incorrect",
+    "contradictory": "incorrect",
+    "wrong": "incorrect",
+    "irrelevant": "incorrect",
+    "non_domain": "incorrect",
+}
+SCORE_METRICS = ("pearson", "spearman", "qwk", "mae")
+CLASS_METRICS = ("accuracy", "macro_f1", "weighted_f1", "false_accept_rate")
+LOWER_IS_BETTER = frozenset({"mae", "false_accept_rate"})
+METRICS = SCORE_METRICS + CLASS_METRICS
+
+
+class SliceMetrics(BaseModel):
+    """Every metric over one slice of the responses (all, one dataset, one split, one kind)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    n: int
+    """Responses in the slice."""
+    graded: int
+    ungraded: int
+    """Responses the grader failed on: counted here, excluded from every metric."""
+    pearson: m.Interval
+    spearman: m.Interval
+    qwk: m.Interval
+    """Quadratic weighted kappa on the 5-level grid 0, .25, .5, .75, 1."""
+    mae: m.Interval
+    classes: list[str]
+    """Class labels used for the class metrics (binary gold: correct / incorrect)."""
+    accuracy: m.Interval
+    macro_f1: m.Interval
+    weighted_f1: m.Interval
+    false_accept_rate: m.Interval
+    """Gold-incorrect answers graded correct."""
+    confusion: m.ConfusionMatrix
+
+    def metric(self, name: str) -> m.Interval:
+        value = getattr(self, name)
+        if not isinstance(value, m.Interval):
+            raise KeyError(name)
+        return value
+
+
+class EvalSummary(BaseModel):
+    """Metrics of a run, overall and sliced."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    overall: SliceMetrics
+    by_dataset: dict[str, SliceMetrics] = Field(default_factory=dict)
+    by_split: dict[str, SliceMetrics] = Field(default_factory=dict)
+    by_kind: dict[str, SliceMetrics] = Field(default_factory=dict)
+    bootstrap_resamples: int
+    confidence: float = 0.95
+
+
+def gold_class(result: ResultRecord) -> str:
+    if result.label is not None:
+        known = LABEL_CLASSES.get(result.label.strip().lower())
+        if known is not None:
+            return known
+    return verdict_for_score(result.gold)
+
+
+def slice_metrics(results: Sequence[ResultRecord], *, resamples: int = 1000) -> SliceMetrics:
+    graded = [r for r in results if r.predicted_score is not None]
+    gold = [r.gold for r in graded]
+    pred = [float(r.predicted_score) for r in graded if r.predicted_score is not None]
+    gold_classes = [gold_class(r) for r in graded]
+    binary = "partial" not in gold_classes
+    pred_classes = ["incorrect" if binary and r.verdict == "partial" else r.verdict for r in graded]
+    classes = ["correct", "incorrect"] if binary else list(CLASSES)
+    code = {name: i for i, name in enumerate(classes)}
+    gold_codes = [code[c] for c in gold_classes]
+    pred_codes = [code[c] for c in pred_classes]
+
+    def ci(metric: Callable[..., float | None], *columns: Sequence[Any]) -> m.Interval:
+        return m.with_ci(metric, *columns, n_resamples=resamples)
+
+    def far(g: Sequence[int], p: Sequence[int]) -> float | None:
+        return m.false_accept_rate(g, p, accept=code["correct"], wrong=code["incorrect"])
+
+    return SliceMetrics(
+        n=len(results),
+        graded=len(graded),
+        ungraded=len(results) - len(graded),
+        pearson=ci(m.pearson, gold, pred),
+        spearman=ci(m.spearman, gold, pred),
+        qwk=ci(_qwk, m.to_levels(gold), m.to_levels(pred)),
+        mae=ci(m.mean_absolute_error, gold, pred),
+        classes=classes,
+        accuracy=ci(m.accuracy, gold_codes, pred_codes),
+        macro_f1=ci(m.macro_f1, gold_codes, pred_codes),
+        weighted_f1=ci(m.weighted_f1, gold_codes, pred_codes),
+        false_accept_rate=ci(far, gold_codes, pred_codes),
+        confusion=m.confusion_matrix(gold_classes, pred_classes, labels=classes),
+    )
+
+
+def _qwk(gold: Sequence[int], pred: Sequence[int]) -> float | None:
+    return m.quadratic_weighted_kappa(gold, pred, levels=m.QWK_LEVELS)
+
+
+def _slices(
+    results: Sequence[ResultRecord], key: Callable[[ResultRecord], str | None]
+) -> dict[str, list[ResultRecord]]:
+    groups: dict[str, list[ResultRecord]] = {}
+    for r in results:
+        name = key(r)
+        if name is not None:
+            groups.setdefault(name, []).append(r)
+    return groups
+
+
+def summarise(results: Sequence[ResultRecord], *, resamples: int = 1000) -> EvalSummary:
+    """Overall metrics plus one slice per dataset (when several), split and kind."""
+    datasets = _slices(results, lambda r: r.dataset)
+    return EvalSummary(
+        overall=slice_metrics(results, resamples=resamples),
+        by_dataset={k: slice_metrics(v, resamples=resamples) for k, v in sorted(datasets.items())}
+        if len(datasets) > 1
+        else {},
+        by_split={
+            k: slice_metrics(v, resamples=resamples)
+            for k, v in sorted(_slices(results, lambda r: r.split).items())
+        },
+        by_kind={
+            k: slice_metrics(v, resamples=resamples)
+            for k, v in sorted(_slices(results, lambda r: r.kind).items())
+        },
+        bootstrap_resamples=resamples,
+    )
+
+
+def parse_threshold(text: str) -> tuple[str, float]:
+    """`METRIC=VALUE` from `--fail-under`; ValueError naming the problem."""
+    name, sep, value = text.partition("=")
+    name = name.strip().lower().replace("-", "_")
+    if not sep or name not in METRICS:
+        raise ValueError(
+            f"--fail-under {text!r}: expected METRIC=VALUE with METRIC one of {', '.join(METRICS)}"
+        )
+    try:
+        return name, float(value)
+    except ValueError:
+        raise ValueError(f"--fail-under {text!r}: {value!r} is not a number") from None
+
+
+def failed_thresholds(summary: EvalSummary, thresholds: Sequence[tuple[str, float]]) -> list[str]:
+    """One message per unmet threshold (lower-is-better metrics fail when above the value)."""
+    failures: list[str] = []
+    for name, limit in thresholds:
+        value = summary.overall.metric(name).value
+        if value is None:
+            failures.append(f"{name} is undefined (needs {limit})")
+        elif name in LOWER_IS_BETTER and value > limit:
+            failures.append(f"{name} {value:.3f} > {limit}")
+        elif name not in LOWER_IS_BETTER and value < limit:
+            failures.append(f"{name} {value:.3f} < {limit}")
+    return failures

@@ -1,0 +1,255 @@
+"""One `grader eval` invocation end to end: load, pick the grader, grade into a run dir, score.
+
+Returns an `EvalOutcome`; never prints (notices go through the `notice` callback).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from grader.errors import InputError
+from grader.evaluation import runner
+from grader.evaluation.dataset import LoadedData, load_datasets
+from grader.evaluation.runner import ProgressCallback, ResultRecord, RunSpec
+from grader.evaluation.scoring import EvalSummary, summarise
+
+
+class EvalRequest(BaseModel):
+    """What the user asked `grader eval` to do."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    datasets: list[Path] = Field(default_factory=list)
+    grader: str = "auto"
+    model: str | None = None
+    base_url: str | None = None
+    max_connections: int | None = None
+    limit: int | None = None
+    cache: bool = True
+    strict: bool = False
+    batch: bool = False
+    record: Path | None = None
+    replay: Path | None = None
+    run_dir: Path | None = None
+    resume: str | None = None
+    bootstrap: int = 1000
+    report: bool = True
+    report_dir: Path | None = None
+    out: Path | None = None
+
+
+class EvalOutcome(BaseModel):
+    """The result of a run: where it lives, what it was, and its metrics."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_id: str
+    run_dir: str
+    spec: RunSpec
+    summary: EvalSummary
+    problems: list[str] = Field(default_factory=list)
+    """Dataset lines skipped, as `file:line: message`."""
+    graded_now: int = 0
+    """Responses graded by this invocation (0 for a complete resumed run)."""
+    report: str | None = None
+    predictions: str | None = None
+
+
+def _home() -> Path:
+    from grader.paths import grader_home
+
+    return grader_home()
+
+
+@contextlib.contextmanager
+def _cassette(spec: RunSpec) -> Iterator[None]:
+    if spec.cassette is None:
+        yield
+        return
+    from grader.evaluation.cassette import use_cassette
+
+    with use_cassette(Path(spec.cassette), record=spec.cassette_mode == "record"):
+        yield
+
+
+def _settings(request: EvalRequest, home: Path, spec: RunSpec | None) -> Any:
+    from grader.settings import resolve_settings
+
+    overrides: dict[str, Any] = {
+        "model": request.model,
+        "base_url": request.base_url,
+        "max_connections": request.max_connections,
+    }
+    if spec is not None:  # resuming: the run's own endpoint and model, unless overridden
+        overrides["model"] = request.model or spec.model if spec.grader == "llm" else None
+        overrides["base_url"] = request.base_url or spec.base_url
+        overrides["max_connections"] = request.max_connections or spec.max_connections
+        if spec.mode is not None:
+            overrides["mode"] = spec.mode
+    cassette_run = request.record is not None or request.replay is not None
+    if spec is not None:
+        cassette_run = cassette_run or spec.cassette is not None
+    if not request.cache or cassette_run:
+        # a cassette must hold (or replay) every exchange, so the request cache is bypassed
+        overrides["cache"] = False
+    replay = request.replay
+    if replay is None and spec is not None and spec.cassette_mode == "replay" and spec.cassette:
+        replay = Path(spec.cassette)
+    if replay is not None and replay.is_file():
+        from grader.evaluation.cassette import recorded_endpoint
+
+        # a replay talks to the endpoint and model it recorded, so no key or URL is needed
+        recorded_url, recorded_model = recorded_endpoint(replay)
+        overrides["base_url"] = overrides["base_url"] or recorded_url
+        overrides["model"] = overrides["model"] or recorded_model
+    return resolve_settings(home, **overrides)
+
+
+def _reload(spec: RunSpec) -> LoadedData:
+    paths = [Path(d.path) for d in spec.datasets]
+    loaded = load_datasets(paths, strict=spec.strict, limit=spec.limit)
+    for old, new in zip(spec.datasets, loaded.files, strict=True):
+        if old.sha256 != new.sha256:
+            raise InputError(
+                "dataset changed since the run started (SHA-256 differs); start a new run",
+                path=old.path,
+            )
+    return loaded
+
+
+def run_eval(
+    request: EvalRequest,
+    *,
+    notice: Callable[[str], None],
+    progress: ProgressCallback | None = None,
+    home: Path | None = None,
+) -> EvalOutcome:
+    from grader.graders import factory
+
+    home = home or _home()
+    if request.replay is not None and not request.replay.is_file():
+        raise InputError("no such cassette", path=request.replay)
+    if request.resume is not None:
+        run_dir = runner.resolve_run(home, request.resume)
+        spec = runner.read_spec(run_dir)
+        loaded = _reload(spec)
+        choice = spec.grader if spec.grader in ("offline", "llm") else "auto"
+        settings = _settings(request, home, spec)
+        if request.max_connections is not None:
+            spec = spec.model_copy(update={"max_connections": request.max_connections})
+    else:
+        loaded = load_datasets(request.datasets, strict=request.strict, limit=request.limit)
+        if not loaded.items:
+            raise InputError(
+                "no valid responses to grade in " + ", ".join(map(str, request.datasets))
+            )
+        choice = request.grader
+        settings = _settings(request, home, None)
+        run_id = runner.new_run_id()
+        run_dir = request.run_dir or runner.runs_root(home) / run_id
+        if (run_dir / runner.SPEC_FILE).exists():
+            raise InputError("already holds a run; use --resume to continue it", path=run_dir)
+        spec = None
+    for problem in loaded.problems:
+        notice(f"skipped {problem}")
+
+    grader = factory.make_grader(choice, settings, home, notice)  # type: ignore[arg-type]
+    kind = str(getattr(grader, "kind", "fake"))
+    if request.batch and kind != "llm":
+        raise InputError("--batch needs the LLM grader (--grader llm and an endpoint)")
+
+    if spec is None:
+        cassette = request.record or request.replay
+        spec = runner.new_spec(
+            run_dir.name,
+            loaded.files,
+            grader=kind,
+            model=settings.model if kind == "llm" else None,
+            base_url=settings.base_url if kind == "llm" else None,
+            mode=settings.mode if kind == "llm" else None,
+            prompt_hash=_prompt_hash(grader),
+            max_connections=settings.max_connections,
+            limit=request.limit,
+            strict=request.strict,
+            cache=settings.cache,
+            batch=request.batch,
+            cassette=str(cassette.resolve()) if cassette is not None else None,
+            cassette_mode="record" if request.record else "replay" if request.replay else None,
+        )
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if spec.cassette_mode == "record" and request.record is not None:
+            request.record.unlink(missing_ok=True)
+        runner.write_spec(run_dir, spec)
+
+    before = runner.read_results(run_dir)
+    pending = len(runner.pending_items(loaded.items, before))
+    with _cassette(spec):
+        if spec.batch:
+            from grader.evaluation.batch import grade_with_batch
+
+            results = grade_with_batch(
+                run_dir, grader, settings, loaded.items, notice=notice, progress=progress
+            )
+        else:
+            results = runner.grade_into(
+                run_dir,
+                grader,
+                loaded.items,
+                max_connections=spec.max_connections,
+                progress=progress,
+                model=spec.model,
+            )
+    ordered = runner.ordered_results(loaded.items, results)
+    spec = _fill_from_results(run_dir, spec, ordered)
+
+    summary = summarise(ordered, resamples=request.bootstrap)
+    runner.write_summary(run_dir, summary)
+    report_path = None
+    if request.report:
+        from grader.evaluation.report import write_report
+
+        report_path = write_report(
+            request.report_dir or run_dir, spec, summary, ordered, loaded.items
+        )
+    predictions = None
+    if request.out is not None:
+        runner.write_predictions(request.out, ordered)
+        predictions = str(request.out)
+    return EvalOutcome(
+        run_id=spec.run_id,
+        run_dir=str(run_dir),
+        spec=spec,
+        summary=summary,
+        problems=loaded.problems,
+        graded_now=pending,
+        report=str(report_path) if report_path is not None else None,
+        predictions=predictions,
+    )
+
+
+def _prompt_hash(grader: object) -> str | None:
+    template = getattr(grader, "template", None)
+    value = getattr(template, "hash", None)
+    return value if isinstance(value, str) else None
+
+
+def _fill_from_results(run_dir: Path, spec: RunSpec, results: list[ResultRecord]) -> RunSpec:
+    """Record the model and prompt hash a grade reports, when the spec could not know them."""
+    first = next((r.grade.evidence for r in results if r.grade.graded), None)
+    if first is None:
+        return spec
+    update: dict[str, Any] = {}
+    if spec.model is None and first.model is not None:
+        update["model"] = first.model
+    if spec.prompt_hash is None and first.prompt_hash is not None:
+        update["prompt_hash"] = first.prompt_hash
+    if not update:
+        return spec
+    spec = spec.model_copy(update=update)
+    runner.write_spec(run_dir, spec)
+    return spec

@@ -1,0 +1,180 @@
+"""`grader eval` end to end with a fake grader: outputs, metrics, slices, limits, thresholds."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eval_fakes import FakeGrader, SyncFakeGrader, standard_rows, write_dataset
+from typer.testing import CliRunner
+
+from grader.cli import app
+from grader.exitcodes import ExitCode
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeGrader:
+    grader = FakeGrader(delay=0.01)
+    monkeypatch.setattr("grader.graders.factory.make_grader", lambda *a, **k: grader)
+    return grader
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(app, ["eval", *args])
+
+
+def test_eval_json_summary_and_outputs(tmp_path: Path, fake: FakeGrader) -> None:
+    rows = standard_rows()
+    rows.insert(3, "{broken")
+    data = write_dataset(tmp_path / "d.jsonl", rows)
+    out = tmp_path / "pred.jsonl"
+    run_dir = tmp_path / "run"
+    result = invoke(
+        str(data), "--json", "--out", str(out), "--run-dir", str(run_dir), "--bootstrap", "50"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert f"skipped {data}:4: not valid JSON" in result.stderr
+    envelope = json.loads(result.stdout)
+    assert envelope["version"] == 1 and envelope["command"] == "eval"
+    summary = envelope["data"]["summary"]
+    overall = summary["overall"]
+    assert (overall["n"], overall["graded"], overall["ungraded"]) == (14, 13, 1)
+    # 12 answers graded exactly right plus one wrong answer graded 1.0: MAE = 1/13
+    assert overall["mae"]["value"] == pytest.approx(1 / 13)
+    # 5 gold-incorrect answers (4 'nope' + 'right but wrong'): one accepted
+    assert overall["false_accept_rate"]["value"] == pytest.approx(1 / 5)
+    assert overall["classes"] == ["correct", "partial", "incorrect"]
+    assert overall["confusion"]["counts"] == [[4, 0, 0], [0, 4, 0], [1, 0, 4]]
+    low, high = overall["mae"]["low"], overall["mae"]["high"]
+    assert low <= overall["mae"]["value"] <= high
+    assert set(summary["by_split"]) == {"a", "b"}
+    assert set(summary["by_kind"]) == {"verbatim", "partial", "wrong"}
+    assert summary["by_kind"]["verbatim"]["ungraded"] == 1
+    assert summary["by_kind"]["partial"]["mae"]["value"] == pytest.approx(0.0)
+    spec = envelope["data"]["spec"]
+    assert spec["grader"] == "fake" and spec["model"] == "fake-1"
+    assert spec["datasets"][0]["records"] == 14 and spec["datasets"][0]["skipped"] == 1
+    assert "pydantic" in spec["package_versions"]
+
+    predictions = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(predictions) == 14
+    assert predictions[0]["id"] == "r0" and predictions[0]["predicted_score"] == 1.0
+    failed = next(p for p in predictions if p["verdict"] == "ungraded")
+    assert failed["predicted_score"] is None and failed["grade"]["reason"] == "fake failure"
+
+    report = (run_dir / "report.md").read_text()
+    assert "## Largest disagreements" in report and "right but wrong" in report
+    assert "## Per kind" in report and "## Ungraded (1)" in report
+    for chart in ("confusion.png", "calibration.png", "per_kind.png"):
+        assert (run_dir / chart).read_bytes().startswith(b"\x89PNG")
+    assert len((run_dir / "results.jsonl").read_text().splitlines()) == 14
+
+
+def test_concurrency_limit_is_honoured(tmp_path: Path, fake: FakeGrader) -> None:
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows(40))
+    result = invoke(str(data), "--max-connections", "4", "--bootstrap", "0", "--no-report")
+    assert result.exit_code == 0, result.stderr
+    assert fake.max_in_flight == 4
+    assert len(fake.calls) == 42
+
+
+def test_grader_without_agrade_uses_grade_many(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    grader = SyncFakeGrader()
+    monkeypatch.setattr("grader.graders.factory.make_grader", lambda *a, **k: grader)
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows(70))
+    result = invoke(str(data), "--json", "--bootstrap", "0", "--no-report")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["data"]["summary"]["overall"]["n"] == 72
+    assert len(grader.calls) == 72
+
+
+def test_human_output(tmp_path: Path, fake: FakeGrader) -> None:
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows())
+    result = invoke(str(data), "--bootstrap", "20", "--no-report")
+    assert result.exit_code == 0, result.stderr
+    assert "14 responses, 13 graded, 1 ungraded (fake, fake-1)" in result.stdout
+    assert "false_accept_rate" in result.stdout and "per kind" in result.stdout
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("threshold", "code", "message"),
+    [
+        ("accuracy=0.99", ExitCode.BELOW_THRESHOLD, "below threshold: accuracy 0.923 < 0.99"),
+        ("mae=0.01", ExitCode.BELOW_THRESHOLD, "below threshold: mae 0.077 > 0.01"),
+        ("accuracy=0.9", ExitCode.OK, None),
+    ],
+)
+def test_fail_under(
+    tmp_path: Path, fake: FakeGrader, threshold: str, code: int, message: str | None
+) -> None:
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows())
+    result = invoke(str(data), "--fail-under", threshold, "--bootstrap", "0", "--no-report")
+    assert result.exit_code == code, result.stderr
+    if message:
+        assert message in result.stderr
+
+
+def test_bad_invocations(tmp_path: Path, fake: FakeGrader) -> None:
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows())
+    bad = invoke(str(data), "--fail-under", "nope=1")
+    assert bad.exit_code == 1 and bad.stderr.startswith("error: --fail-under 'nope=1'")
+    missing = invoke(str(tmp_path / "none.jsonl"))
+    assert missing.exit_code == 1
+    assert missing.stderr == f"error: {tmp_path / 'none.jsonl'}: no such file\n"
+    strict = write_dataset(tmp_path / "s.jsonl", [*standard_rows(3), "{"])
+    failed = invoke(str(strict), "--strict")
+    assert failed.exit_code == 1 and f"{strict}:6:" in failed.stderr
+    assert invoke().exit_code in (0, 2)
+
+
+def test_repeat_resume_of_complete_run_grades_nothing(tmp_path: Path, fake: FakeGrader) -> None:
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows())
+    first = invoke(str(data), "--json", "--bootstrap", "0", "--no-report")
+    run_id = json.loads(first.stdout)["data"]["run_id"]
+    calls = len(fake.calls)
+    again = invoke("--resume", run_id, "--json", "--bootstrap", "0", "--no-report")
+    assert again.exit_code == 0, again.stderr
+    # only the ungraded response is retried
+    assert len(fake.calls) == calls + 1
+    assert json.loads(again.stdout)["data"]["graded_now"] == 1
+
+
+def test_resume_refuses_changed_dataset(tmp_path: Path, fake: FakeGrader) -> None:
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows())
+    first = invoke(str(data), "--json", "--bootstrap", "0", "--no-report")
+    run_id = json.loads(first.stdout)["data"]["run_id"]
+    write_dataset(data, standard_rows(6))
+    again = invoke("--resume", run_id)
+    assert again.exit_code == 1 and "dataset changed since the run started" in again.stderr
+
+
+def test_compare_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows())
+    monkeypatch.setattr("grader.graders.factory.make_grader", lambda *a, **k: FakeGrader())
+    invoke(str(data), "--run-dir", str(tmp_path / "a"), "--bootstrap", "0", "--no-report")
+
+    class Harsher(FakeGrader):
+        def _grade(self, answer: str) -> Any:
+            return super()._grade(answer.replace("half", "nope"))
+
+    monkeypatch.setattr("grader.graders.factory.make_grader", lambda *a, **k: Harsher())
+    invoke(str(data), "--run-dir", str(tmp_path / "b"), "--bootstrap", "0", "--no-report")
+    result = invoke(
+        "compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json", "--bootstrap", "50"
+    )
+    assert result.exit_code == 0, result.stderr
+    data_out = json.loads(result.stdout)["data"]
+    assert data_out["common"] == 14
+    deltas = {d["metric"]: d for d in data_out["deltas"]}
+    # the 4 'half' answers (gold 0.5) drop to 0: MAE over 13 graded rises by 4 * 0.5 / 13
+    assert deltas["mae"]["delta"] == pytest.approx(2 / 13)
+    assert deltas["mae"]["low"] <= deltas["mae"]["delta"] <= deltas["mae"]["high"]
+    assert len(data_out["changed"]) == 4
+    assert {c["verdict_a"] for c in data_out["changed"]} == {"partial"}
+    human = invoke("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--bootstrap", "0")
+    assert "4 responses changed verdict" in human.stdout
