@@ -110,6 +110,14 @@ def test_bad_import_input_is_one_line_exit_1_and_the_deck_untouched(
     assert sorted(p.name for p in in_tmp.iterdir() if p.name.endswith(".tmp")) == []
 
 
+def test_import_into_a_directory_is_refused(runner: CliRunner) -> None:
+    Path("adir").mkdir()
+    result = runner.invoke(app, ["import", str(SEED_TERMDEF), "--deck", "adir"])
+    assert result.exit_code == 1
+    assert _one_error_line(result.stderr) == "error: adir: is a directory, not a deck file"
+    assert not Path(".adir.lock").exists()
+
+
 def test_import_into_a_deck_with_a_syntax_error(runner: CliRunner) -> None:
     Path("d.yaml").write_text("name: d\ncards:\n- id: a\n  question: [x\n", encoding="utf-8")
     result = runner.invoke(app, ["import", str(SEED_TERMDEF), "--deck", "d.yaml"])

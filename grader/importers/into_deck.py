@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field
 
 from grader.deckfile import load_deck, save_deck
+from grader.errors import InputError
 from grader.importers import parse_file
 from grader.importers.base import ParseResult, Skipped, normalise_question
 from grader.models import Card, Deck, Provenance, Strict, new_card_id, utc_now_iso
@@ -114,6 +115,8 @@ def import_into_deck(
     The deck is written atomically, and only when cards were added; any error leaves it untouched.
     """
     source, deck_path = Path(source), Path(deck_path)
+    if deck_path.is_dir():
+        raise InputError("is a directory, not a deck file", path=deck_path)
     parsed = parse_file(source, format)
     if dry_run:
         return _import(parsed, source, deck_path, name, tags, created_at, write=False)
