@@ -31,6 +31,7 @@ class _ErrorMappingGroup(TyperGroup):
 def build_app() -> typer.Typer:
     from grader.cli import deck, io
     from grader.cli import eval as eval_cli
+    from grader.cli import expand as expand_cli
     from grader.cli import practice as practice_cli
 
     app = typer.Typer(
@@ -44,6 +45,7 @@ def build_app() -> typer.Typer:
     app.add_typer(deck.app, name="deck")
     app.add_typer(eval_cli.app, name="eval")
     io.register(app)
+    expand_cli.register(app)
     practice_cli.register(app)
     return app
 

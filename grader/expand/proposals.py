@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from grader.atomic import write_text_atomic
 from grader.deckfile import PROPOSALS_SUFFIX, read_text_file
@@ -32,11 +32,11 @@ _NORMALISE = re.compile(r"[^a-z0-9]+")
 
 
 class ProposalSet(Strict):
-    """Everything proposed for one deck: pending, approved and rejected (kept so rejects stay out)."""
+    """Everything proposed for one deck: pending, approved and rejected (kept to stay out)."""
 
     deck: str
     """File name of the deck these proposals belong to."""
-    proposals: list[CardProposal] = []
+    proposals: list[CardProposal] = Field(default_factory=list)
     """In the order they were proposed."""
 
     def get(self, proposal_id: str) -> CardProposal | None:
@@ -105,7 +105,8 @@ def load_proposals(deck_path: Path) -> ProposalSet:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
-        raise InputError(f"YAML syntax error: {exc.problem or exc.context}", path=path, line=line)
+        message = f"YAML syntax error: {exc.problem or exc.context}"
+        raise InputError(message, path=path, line=line) from None
     if data is None:
         return ProposalSet(deck=Path(deck_path).name)
     if not isinstance(data, dict):
@@ -130,9 +131,9 @@ def _line_of(text: str, loc: tuple[int | str, ...]) -> int:
         return 1
     root = yaml.compose(text, Loader=yaml.SafeLoader)
     for key, value in getattr(root, "value", []):
-        if key.value == "proposals" and isinstance(value, yaml.SequenceNode):
-            if loc[1] < len(value.value):
-                return int(value.value[loc[1]].start_mark.line) + 1
+        is_list = key.value == "proposals" and isinstance(value, yaml.SequenceNode)
+        if is_list and loc[1] < len(value.value):
+            return int(value.value[loc[1]].start_mark.line) + 1
     return 1
 
 
@@ -162,7 +163,12 @@ def dump_proposals(proposals: ProposalSet) -> str:
         ordered.update(item)
         item.clear()
         item.update(ordered)
-    body = yaml.dump(
+    return HEADER + dump_yaml(document)
+
+
+def dump_yaml(document: object) -> str:
+    """Block-style YAML with literal blocks for multi-line text (readable in diffs and editors)."""
+    return yaml.dump(
         document,
         Dumper=_Dumper,
         sort_keys=False,
@@ -171,7 +177,6 @@ def dump_proposals(proposals: ProposalSet) -> str:
         default_flow_style=False,
         indent=2,
     )
-    return HEADER + body
 
 
 def save_proposals(deck_path: Path, proposals: ProposalSet) -> None:

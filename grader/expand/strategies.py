@@ -23,11 +23,13 @@ StrategyName = Literal["reverse", "list-item", "cloze"]
 DETERMINISTIC: tuple[StrategyName, ...] = ("reverse", "list-item", "cloze")
 BLANK = "____"
 
-_QUOTED = re.compile(r"\*\*(.+?)\*\*|[‘'\"“]([^‘’'\"“”]{2,60})[’'\"”]")
+_QUOTED = re.compile(
+    r"\*\*(.+?)\*\*|['\"\u2018\u201c]([^'\"\u2018\u2019\u201c\u201d]{2,60})['\"\u2019\u201d]"
+)
+_VERB = r"(?:mean|refer to|stand for|entail|involve|do)"
 _DEFINITIONAL = re.compile(
     r"^\s*what\s+(?:is|are|does|do)\s+(?:a\s+|an\s+|the\s+)?(?P<term>.+?)"
-    r"\s*(?P<verb>mean|refer to|stand for|entail|involve|do)?"
-    r"(?P<rest>\s+(?:in|for|within|of)\s+[^?]+)?\s*\?\s*$",
+    rf"(?:\s+{_VERB})?(?P<rest>\s+(?:in|for|within|of)\s+[^?]+?)?(?:\s+{_VERB})?\s*\?\s*$",
     re.IGNORECASE,
 )
 _NOT_A_TERM = re.compile(
@@ -40,14 +42,16 @@ _MAX_TERM_WORDS = 4
 _MIN_LIST_ITEMS = 2
 _MAX_LIST_ITEMS = 10
 _MAX_ENUM_ITEM_WORDS = 4
-_CLAUSE_STARTS = frozenset("they it the to a an this these we you he she".split())
+_CLAUSE_STARTS = frozenset(
+    ["they", "it", "the", "to", "a", "an", "this", "these", "we", "you", "he", "she"]
+)
 _STOPWORDS = frozenset(
     """a an and are as at be been but by can do does for from has have how in into is it its
     it's of on or that the their them then there these they this to was were what when where
     which who why will with you your not no more most than also just only very each other such
-    may might should would could about after before over under while being which
-    involves includes ensures helps provides makes means using used uses make help ensure
-    include involve determine understanding important crucial essential effectively""".split()
+    may might should would could about after before over under while being which involves
+    includes ensures helps provides makes means using used uses make help ensure include
+    involve determine understanding important crucial essential effectively""".split()  # noqa: SIM905
 )
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9/+-]*[A-Za-z0-9]|[A-Za-z]")
 _MIN_FREQUENT_WORD_LEN = 5
@@ -99,7 +103,7 @@ def defined_term(card: Card) -> tuple[str, str] | None:
         if len(term.split()) > _MAX_TERM_WORDS or _NOT_A_TERM.match(term):
             return None
     rest = plain(match.group("rest") or "")
-    return plain(term).strip(" '\"‘’“”"), rest
+    return plain(term).strip(" '\"\u2018\u2019\u201c\u201d"), rest
 
 
 def reverse(cards: Sequence[Card], make_id: Callable[[], str], now: str) -> list[CardProposal]:
@@ -242,7 +246,9 @@ def cloze(cards: Sequence[Card], make_id: Callable[[], str], now: str) -> list[C
     return out
 
 
-_STRATEGIES: dict[StrategyName, Callable[[Sequence[Card], Callable[[], str], str], list[CardProposal]]]
+_STRATEGIES: dict[
+    StrategyName, Callable[[Sequence[Card], Callable[[], str], str], list[CardProposal]]
+]
 _STRATEGIES = {"reverse": reverse, "list-item": list_item, "cloze": cloze}
 
 

@@ -1,0 +1,1 @@
+"""The LLM proposer (placeholder until the adapter lands)."""
