@@ -162,3 +162,10 @@ def test_injection_suite_parses_and_does_not_duplicate_seed_responses() -> None:
     assert {r.id for r in injection if r.id} & {r.id for r in seed} == set()
     pairs = {(r.question, r.student_answer) for r in seed}
     assert [r.id for r in injection if (r.question, r.student_answer) in pairs] == []
+
+
+def test_the_eval_loader_reads_every_line_strictly() -> None:
+    dataset = pytest.importorskip("grader.evaluation.dataset")
+    loaded = dataset.load_datasets([SEED_RESPONSES], strict=True)
+    assert loaded.problems == []
+    assert len(loaded.items) == len(_rows())
