@@ -125,3 +125,25 @@ def test_record_ungraded_then_self_rate(tmp_path: Path) -> None:
         assert rated.grade.verdict == "ungraded"
         state = history.state(item.deck, "c1")
         assert state is not None and state.due == attempt.recorded_at + timedelta(minutes=5.5)
+
+
+def test_an_edited_card_keeps_its_history(tmp_path: Path) -> None:
+    deck = deck_file(tmp_path, 2)
+    clock = FixedClock()
+    with History.open(tmp_path / "home") as history:
+        s = session(history, clock)
+        first = plan_session([deck], history, clock())[0]
+        recorded = s.record(first, "x", make_grade(1.0), clock())
+        edited = deck.deck.model_copy(
+            update={
+                "cards": [
+                    deck.deck.cards[0].model_copy(update={"question": "Reworded question?"}),
+                    *deck.deck.cards[1:],
+                ]
+            }
+        )
+        save_deck(deck.path, edited)
+        clock.advance(hours=1)
+        plan = plan_session([load_deck(deck.path)], history, clock())
+    assert plan[0].card.question == "Reworded question?"
+    assert plan[0].state == recorded.state_after and not plan[0].is_new
