@@ -104,3 +104,40 @@ def standard_rows(n: int = 12) -> list[dict[str, Any] | str]:
     rows.append(record(n, "right but wrong", 0, split="b", kind="wrong"))
     rows.append(record(n + 1, "FAIL", 4, split="b", kind="verbatim"))
     return rows
+
+
+def _between(text: str, start: str, end: str) -> str:
+    _, _, rest = text.partition(start)
+    return rest.partition(end)[0] if rest else ""
+
+
+def grade_reply_arguments(body: dict[str, Any]) -> dict[str, Any]:
+    """A valid GradeResponse for a grading request, scored by `fake_score` of the answer."""
+    import re
+
+    user = next(m["content"] for m in body["messages"] if m["role"] == "user")
+    rubric = [
+        line[2:].strip()
+        for line in _between(user, "<rubric>", "</rubric>").splitlines()
+        if line.startswith("- ")
+    ]
+    tags = re.findall(r"^<([A-Za-z0-9_-]+)>$", user, flags=re.MULTILINE)
+    tag = tags[-1]
+    answer = user.rpartition(f"<{tag}>\n")[2].partition(f"\n</{tag}>")[0].strip()
+    score = fake_score(answer)
+    score = 0.0 if score is None else score
+    status = {1.0: "hit", 0.5: "partial"}.get(score, "missed")
+    return {
+        "key_points": [{"point": p, "status": status, "evidence": ""} for p in rubric],
+        "misconceptions": [],
+        "score": score,
+        "verdict": verdict_for_score(score),
+        "feedback": f"Graded {answer[:20]}.",
+    }
+
+
+def grade_responder(body: dict[str, Any]) -> Any:
+    """A LoopbackOpenAIServer responder answering grading requests as a tool call."""
+    from grader.testing.openai_server import Reply
+
+    return Reply.tool_call("GradeResponse", grade_reply_arguments(body))

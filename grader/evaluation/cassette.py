@@ -40,10 +40,9 @@ def use_cassette(path: Path, *, record: bool) -> Iterator[None]:
         filter_headers=FILTER_HEADERS,
         before_record_response=_drop_response_headers,
         decode_compressed_response=True,
-        allow_playback_repeats=True,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
-    with recorder.use_cassette(str(path)):
+    with recorder.use_cassette(str(path), allow_playback_repeats=True):
         yield
 
 

@@ -349,6 +349,9 @@ async def _grade_async(
     finally:
         for task in workers:
             task.cancel()
+        close = getattr(grader, "aclose", None)
+        if callable(close):
+            await close()
 
 
 async def _grade_chunks(

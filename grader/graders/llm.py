@@ -132,6 +132,12 @@ class LLMGrader:
             return self._failed(error)
         return to_grade(result.value, rubric, self._evidence(result))
 
+    async def aclose(self) -> None:
+        """Release the async HTTP client of the running event loop (eval runs call this)."""
+        close = getattr(self.client, "aclose", None)
+        if callable(close):
+            await close()
+
     async def agrade_many(self, items: Sequence[tuple[Card, str]]) -> list[Grade]:
         return list(await asyncio.gather(*(self.agrade(card, answer) for card, answer in items)))
 

@@ -184,6 +184,16 @@ class LLMClient:
             self._async[loop] = state
         return state
 
+    async def aclose(self) -> None:
+        """Close this event loop's async HTTP client (call before the loop ends)."""
+        loop = asyncio.get_running_loop()
+        state = self._async.pop(loop, None)
+        if state is not None:
+            raw = getattr(state[0], "client", None)
+            close = getattr(raw, "close", None)
+            if callable(close):
+                await close()
+
     # -- requests ------------------------------------------------------------------------------
 
     def _params(self) -> dict[str, Any]:

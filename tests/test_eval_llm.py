@@ -1,0 +1,98 @@
+"""`grader eval` with the real LLM grader against a loopback server: cache, record and replay."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eval_fakes import grade_responder, standard_rows, write_dataset
+from typer.testing import CliRunner
+
+from grader.cli import app
+from grader.testing.openai_server import LoopbackOpenAIServer
+
+SECRET = "sk-test-secret-never-stored"
+
+
+def invoke(*args: str) -> Any:
+    return CliRunner().invoke(app, ["eval", *args])
+
+
+def predictions(path: Path) -> list[tuple[Any, ...]]:
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return [
+        (
+            r["id"],
+            r["predicted_score"],
+            r["verdict"],
+            r["grade"]["feedback"],
+            r["grade"]["key_points"],
+        )
+        for r in rows
+    ]
+
+
+def test_repeated_run_makes_zero_api_calls(tmp_path: Path) -> None:
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows(9))
+    common = ["--grader", "llm", "--bootstrap", "0", "--no-report", "--json"]
+    with LoopbackOpenAIServer(responder=grade_responder) as server:
+        url = ["--base-url", server.base_url]
+        first = invoke(str(data), *url, *common, "--out", str(tmp_path / "1.jsonl"))
+        assert first.exit_code == 0, first.stderr
+        calls = len(server.requests)
+        assert calls == 11
+        overall = json.loads(first.stdout)["data"]["summary"]["overall"]
+        # the loopback grades "FAIL" (human 4) and "right but wrong" (human 0) one point off
+        assert overall["ungraded"] == 0 and overall["mae"]["value"] == pytest.approx(2 / 11)
+
+        again = invoke(str(data), *url, *common, "--out", str(tmp_path / "2.jsonl"))
+        assert again.exit_code == 0, again.stderr
+        assert len(server.requests) == calls  # every answer came from the cache
+        assert predictions(tmp_path / "1.jsonl") == predictions(tmp_path / "2.jsonl")
+
+        fresh = invoke(str(data), *url, *common, "--no-cache")
+        assert fresh.exit_code == 0, fresh.stderr
+        assert len(server.requests) == 2 * calls
+
+
+def test_record_then_replay_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows(6))
+    cassette = tmp_path / "cassettes" / "run.yaml"
+    common = ["--bootstrap", "0", "--no-report", "-c", "4"]
+    with LoopbackOpenAIServer(responder=grade_responder) as server:
+        recorded = invoke(
+            str(data),
+            "--grader",
+            "llm",
+            "--base-url",
+            server.base_url,
+            "--record",
+            str(cassette),
+            "--out",
+            str(tmp_path / "rec.jsonl"),
+            *common,
+        )
+        assert recorded.exit_code == 0, recorded.stderr
+        assert len(server.requests) == 8
+    text = cassette.read_text()
+    assert SECRET not in text and "REDACTED" in text
+
+    monkeypatch.delenv("OPENAI_API_KEY")
+    replayed = invoke(
+        str(data),
+        "--grader",
+        "llm",
+        "--replay",
+        str(cassette),
+        "--out",
+        str(tmp_path / "rep.jsonl"),
+        "--json",
+        *common,
+    )
+    assert replayed.exit_code == 0, replayed.stderr
+    spec = json.loads(replayed.stdout)["data"]["spec"]
+    assert spec["cassette_mode"] == "replay" and spec["model"] == "gpt-4o-mini"
+    assert predictions(tmp_path / "rec.jsonl") == predictions(tmp_path / "rep.jsonl")
