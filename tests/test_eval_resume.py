@@ -1,0 +1,79 @@
+"""A run killed with SIGKILL mid-way resumes with `--resume` and grades only what is missing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from eval_fakes import FakeGrader, standard_rows, write_dataset
+from typer.testing import CliRunner
+
+from grader.cli import app
+
+TESTS = Path(__file__).resolve().parent
+
+SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from eval_fakes import FakeGrader
+import grader.graders.factory as factory
+factory.make_grader = lambda *a, **k: FakeGrader(delay=0.05)
+from grader.cli import app
+app(["eval", {data!r}, "--run-dir", {run!r}, "-c", "2", "--no-report", "--bootstrap", "0"])
+"""
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_sigkill_then_resume_completes_without_duplicates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows(60))
+    run = tmp_path / "run"
+    script = tmp_path / "run_eval.py"
+    script.write_text(SCRIPT.format(tests=str(TESTS), data=str(data), run=str(run)))
+    child = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(_lines(run / "results.jsonl")) < 10 and time.monotonic() < deadline:
+            assert child.poll() is None, child.stderr.read() if child.stderr else ""
+            time.sleep(0.02)
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(timeout=10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+        if child.stderr is not None:
+            child.stderr.close()
+    assert child.returncode == -signal.SIGKILL
+    survived = _lines(run / "results.jsonl")
+    assert 10 <= len(survived) < 62
+    # a torn final write (as a kill during write() would leave) is dropped on resume
+    with (run / "results.jsonl").open("a") as handle:
+        handle.write('{"key": "d:99", "partial')
+
+    grader = FakeGrader()
+    monkeypatch.setattr("grader.graders.factory.make_grader", lambda *a, **k: grader)
+    out = tmp_path / "pred.jsonl"
+    result = CliRunner().invoke(
+        app, ["eval", "--resume", str(run), "--json", "--bootstrap", "0", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.stderr
+    done_before = {json.loads(line)["key"] for line in survived}
+    # the stored ungraded response (line 62, "FAIL") is retried too
+    assert len(grader.calls) == 62 - len(done_before - {"d:62"})
+    keys = [json.loads(line)["key"] for line in _lines(run / "results.jsonl")]
+    assert len(keys) == len(set(keys)) == 62
+    assert [json.loads(line)["line"] for line in _lines(out)] == list(range(1, 63))
+    assert json.loads(result.stdout)["data"]["summary"]["overall"]["n"] == 62
