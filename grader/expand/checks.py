@@ -88,6 +88,7 @@ _STOP = frozenset(
     """a an and are as at be by for from in into is it of on or that the their this to was were
     what which who why how with""".split()  # noqa: SIM905
 )
+_MIN_JUDGED_ANSWER_WORDS = 4
 _NUMBERS = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8}
 _COUNTED = re.compile(r"\b(two|three|four|five|six|seven|eight)\s+(?:\w+\s+)?\w+", re.IGNORECASE)
 
@@ -265,7 +266,9 @@ def run_checks(
     for row, candidate in enumerate(alive):
         found: list[ProposalCheck] = []
         answer_similarity = float(batch.questions[row] @ full_answers[row])
-        if answer_similarity < limits.answerable_flag:
+        # A bare term ("A container") embeds far from any question; only judge real answers.
+        judged = len(_answer_text(candidate).split()) >= _MIN_JUDGED_ANSWER_WORDS
+        if judged and answer_similarity < limits.answerable_flag:
             reason = f"the answer may not address the question (similarity {answer_similarity:.2f})"
             found.append(ProposalCheck(name="answerable", outcome="flag", reason=reason))
         earlier = _Embedded([alive[k] for k in kept], batch.questions[kept], batch.answers[kept])
