@@ -132,14 +132,16 @@ class LLMGrader:
             return self._failed(error)
         return to_grade(result.value, rubric, self._evidence(result))
 
-    async def aclose(self) -> None:
-        """Release the async HTTP client of the running event loop (eval runs call this)."""
-        close = getattr(self.client, "aclose", None)
-        if callable(close):
-            await close()
-
     async def agrade_many(self, items: Sequence[tuple[Card, str]]) -> list[Grade]:
+        """Grade concurrently, in input order (call `aclose` before the event loop ends)."""
         return list(await asyncio.gather(*(self.agrade(card, answer) for card, answer in items)))
+
+    def close(self) -> None:
+        self.client.close()
+
+    async def aclose(self) -> None:
+        """Close this event loop's connections; later `agrade` calls open new ones."""
+        await self.client.aclose()
 
     def grade_many(self, items: Sequence[tuple[Card, str]]) -> list[Grade]:
         """Grade in input order, up to `max_connections` requests at a time (threads)."""

@@ -81,6 +81,14 @@ class StructuredLLM(Protocol):
         """Async `structured`; concurrent calls share one connection limit."""
         ...
 
+    def close(self) -> None:
+        """Release sync connections."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the running event loop's async connections."""
+        ...
+
 
 class _Attempts:
     """instructor hooks that count attempts and keep the raw completions for the log."""
@@ -184,15 +192,23 @@ class LLMClient:
             self._async[loop] = state
         return state
 
+    def close(self) -> None:
+        """Close the sync HTTP client and this thread's database connection."""
+        with self._sync_lock:
+            if self._sync is not None:
+                close = getattr(self._sync.client, "close", None)
+                if callable(close):
+                    close()
+                self._sync = None
+        if self.store is not None:
+            self.store.close()
+
     async def aclose(self) -> None:
-        """Close this event loop's async HTTP client (call before the loop ends)."""
-        loop = asyncio.get_running_loop()
-        state = self._async.pop(loop, None)
-        if state is not None:
-            raw = getattr(state[0], "client", None)
-            close = getattr(raw, "close", None)
-            if callable(close):
-                await close()
+        """Close the running loop's async HTTP client (call before the loop ends)."""
+        state = self._async.pop(asyncio.get_running_loop(), None)
+        close = getattr(state[0].client, "close", None) if state is not None else None
+        if callable(close):
+            await close()
 
     # -- requests ------------------------------------------------------------------------------
 

@@ -1,0 +1,299 @@
+"""The real openai + instructor stack over real HTTP against the loopback server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from grader.graders.llm import LLMGrader
+from grader.llm.adapter import LLMClient
+from grader.llm.callog import DB_NAME, CallLog
+from grader.models import Card, Grade
+from grader.settings import InstructorMode, Settings
+from grader.testing.openai_server import LoopbackOpenAIServer, Reply
+
+KEY = "sk-loopback-secret-0123456789"
+CARD = Card(
+    id="c1",
+    question="Name the three phases of MLOps.",
+    answer="- Design\n- Model development\n- Operations",
+)
+RUBRIC = ["Design", "Model development", "Operations"]
+GOOD: dict[str, Any] = {
+    "key_points": [
+        {"point": "Design", "status": "hit", "evidence": "design"},
+        {"point": "Model development", "status": "hit", "evidence": "development"},
+        {"point": "Operations", "status": "partial", "evidence": "ops"},
+    ],
+    "misconceptions": [],
+    "score": 0.83,
+    "verdict": "correct",
+    "feedback": "Good answer. Say more about operations.",
+}
+BAD: dict[str, Any] = {**GOOD, "verdict": "partial"}  # disagrees with the score
+
+
+def reply_for(body: dict[str, Any], payload: dict[str, Any]) -> Reply:
+    """A tool call when the request offers tools, else JSON content (the mode decides)."""
+    if body.get("tools"):
+        return Reply.tool_call(body["tools"][0]["function"]["name"], payload)
+    if body.get("response_format"):  # json / json_schema modes: the content is the JSON
+        return Reply.content(payload)
+    return Reply.content("Here it is:\n```json\n" + json.dumps(payload) + "\n```")  # md_json
+
+
+def grader_for(server: LoopbackOpenAIServer, home: Path, **overrides: Any) -> LLMGrader:
+    options: dict[str, Any] = {"base_url": server.base_url, "api_key": KEY, "model": "m"}
+    options.update(overrides)
+    return LLMGrader(Settings(**options), home)
+
+
+@pytest.mark.parametrize("mode", ["tools", "json", "md_json", "json_schema"])
+def test_valid_grade_in_every_mode(grader_home: Path, mode: InstructorMode) -> None:
+    with LoopbackOpenAIServer(responder=lambda body: reply_for(body, GOOD)) as server:
+        grade = grader_for(server, grader_home, mode=mode).grade(CARD, "design, dev, some ops")
+        body = server.requests[0]
+        base_url = server.base_url
+    assert grade.verdict == "correct"
+    assert grade.score == pytest.approx(0.83)
+    assert [p.status for p in grade.key_points] == ["hit", "hit", "partial"]
+    assert grade.evidence.attempts == 1
+    assert grade.evidence.usage.prompt_tokens == 10
+    assert grade.evidence.base_url == base_url
+    assert body["temperature"] == 0.0
+    assert body["seed"] == 1234
+    assert body["model"] == "m"
+    assert ("tools" in body) == (mode == "tools")
+
+
+def test_tool_call_and_json_content_wire_formats(grader_home: Path) -> None:
+    replies = [Reply.tool_call("GradeResponse", GOOD), Reply.content(GOOD)]
+    with LoopbackOpenAIServer(replies) as server:
+        tools = grader_for(server, grader_home, mode="tools").grade(CARD, "a")
+        content = grader_for(server, grader_home, mode="json").grade(CARD, "b")
+    assert tools.verdict == content.verdict == "correct"
+
+
+def test_invalid_then_valid_reasks_and_sums_usage(grader_home: Path) -> None:
+    replies = [Reply.tool_call("GradeResponse", BAD), Reply.tool_call("GradeResponse", GOOD)]
+    with LoopbackOpenAIServer(replies) as server:
+        grade = grader_for(server, grader_home).grade(CARD, "a")
+        second = server.requests[1]
+    assert grade.verdict == "correct"
+    assert grade.evidence.attempts == 2
+    assert grade.evidence.usage.prompt_tokens == 20
+    assert grade.evidence.usage.completion_tokens == 10
+    reask = " ".join(str(m.get("content")) for m in second["messages"])
+    assert "disagrees with score" in reask, "the validator's message drives the re-ask"
+
+
+def test_never_valid_is_ungraded(grader_home: Path) -> None:
+    with LoopbackOpenAIServer(responder=lambda body: reply_for(body, BAD)) as server:
+        grade = grader_for(server, grader_home, max_reasks=2).grade(CARD, "a")
+        sent = len(server.requests)
+    assert sent == 3
+    assert grade.verdict == "ungraded"
+    assert grade.score is None
+    assert grade.reason is not None
+    assert "never validated after 3 attempts" in grade.reason
+    assert "disagrees" in grade.reason
+
+
+def test_output_that_is_not_json_is_ungraded(grader_home: Path) -> None:
+    with LoopbackOpenAIServer(responder=lambda body: Reply.content("I think it is great!")) as s:
+        grade = grader_for(s, grader_home, mode="json", max_reasks=1).grade(CARD, "a")
+    assert grade.verdict == "ungraded"
+    assert grade.reason and "output" in grade.reason
+
+
+def test_429_with_retry_after_is_retried(grader_home: Path) -> None:
+    replies = [
+        Reply.error(429, "slow down", headers={"Retry-After": "0.05"}),
+        Reply.tool_call("GradeResponse", GOOD),
+    ]
+    with LoopbackOpenAIServer(replies) as server:
+        grade = grader_for(server, grader_home, max_retries=2).grade(CARD, "a")
+        sent = len(server.requests)
+    assert grade.verdict == "correct"
+    assert sent == 2
+
+
+def test_429_until_retries_run_out_is_ungraded(grader_home: Path) -> None:
+    limited = Reply.error(429, "slow down", headers={"retry-after-ms": "10"})
+    with LoopbackOpenAIServer([limited, limited]) as server:
+        grade = grader_for(server, grader_home, max_retries=1).grade(CARD, "a")
+        base_url = server.base_url
+    assert grade.verdict == "ungraded"
+    assert grade.reason == f"rate limited by {base_url} (HTTP 429) after 1 retries"
+
+
+def test_500_then_success_and_500_forever(grader_home: Path) -> None:
+    boom = Reply.error(500, "boom", headers={"retry-after-ms": "10"})
+    with LoopbackOpenAIServer([boom, Reply.tool_call("GradeResponse", GOOD), boom, boom]) as server:
+        ok = grader_for(server, grader_home, max_retries=1).grade(CARD, "a")
+        failed = grader_for(server, grader_home, max_retries=1).grade(CARD, "b")
+    assert ok.verdict == "correct"
+    assert failed.verdict == "ungraded"
+    assert failed.reason is not None and "HTTP 500" in failed.reason
+
+
+def test_timeout_is_ungraded(grader_home: Path) -> None:
+    with LoopbackOpenAIServer([Reply.hang(10)]) as server:
+        grade = grader_for(server, grader_home, timeout=0.3, max_retries=0).grade(CARD, "a")
+    assert grade.verdict == "ungraded"
+    assert grade.reason is not None and "timed out after 0.3s" in grade.reason
+
+
+def test_connection_refused_is_ungraded(grader_home: Path) -> None:
+    with LoopbackOpenAIServer() as server:
+        base_url = server.base_url
+    grade = LLMGrader(Settings(base_url=base_url, api_key=KEY, max_retries=0), grader_home).grade(
+        CARD, "a"
+    )
+    assert grade.verdict == "ungraded"
+    assert grade.reason == f"cannot connect to the LLM endpoint {base_url} (0 retries)"
+
+
+def test_401_never_leaks_the_key(grader_home: Path) -> None:
+    with LoopbackOpenAIServer([Reply.error(401, f"Incorrect API key provided: {KEY}")]) as s:
+        grade = grader_for(s, grader_home).grade(CARD, "a")
+        auth = s.received[0].headers["authorization"]
+    assert auth == f"Bearer {KEY}"
+    assert grade.verdict == "ungraded"
+    assert grade.reason is not None and "rejected the API key" in grade.reason
+    assert KEY not in grade.model_dump_json()
+
+
+def test_calls_are_logged_and_identical_requests_cached(grader_home: Path) -> None:
+    with LoopbackOpenAIServer(responder=lambda body: reply_for(body, GOOD)) as server:
+        first = grader_for(server, grader_home).grade(CARD, "same answer")
+        # Concurrency, retry and timeout settings are not part of the cache key.
+        second = grader_for(server, grader_home, max_connections=1, max_retries=0, timeout=5).grade(
+            CARD, "same answer"
+        )
+        assert len(server.requests) == 1, "the second identical call made no HTTP request"
+        grader_for(server, grader_home).grade(CARD, "another answer")
+        grader_for(server, grader_home, model="other-model").grade(CARD, "same answer")
+        assert len(server.requests) == 3
+    assert not first.evidence.cached
+    assert second.evidence.cached and second.evidence.attempts == 0
+    assert second.model_dump(exclude={"evidence"}) == first.model_dump(exclude={"evidence"})
+    rows = CallLog(grader_home).recent()
+    assert len(rows) == 4
+    newest_first = [(r["cached"], r["attempts"], r["model"]) for r in rows]
+    assert newest_first == [(0, 1, "other-model"), (0, 1, "m"), (1, 0, "m"), (0, 1, "m")]
+    logged = rows[-1]
+    assert logged["prompt_hash"] == first.evidence.prompt_hash
+    assert "same answer" in logged["request"]
+    assert '"completions"' in logged["response"]
+    assert logged["prompt_tokens"] == 10 and logged["latency_ms"] > 0
+    assert KEY.encode() not in (grader_home / DB_NAME).read_bytes()
+
+
+def test_failures_are_logged_but_never_cached(grader_home: Path) -> None:
+    with LoopbackOpenAIServer(
+        [Reply.error(400, "bad request"), Reply.tool_call("GradeResponse", GOOD)]
+    ) as server:
+        failed = grader_for(server, grader_home).grade(CARD, "a")
+        ok = grader_for(server, grader_home).grade(CARD, "a")
+        sent = len(server.requests)
+    assert failed.verdict == "ungraded" and ok.verdict == "correct"
+    assert sent == 2
+    rows = CallLog(grader_home).recent()
+    assert rows[1]["error"] is not None and "HTTP 400" in rows[1]["error"]
+
+
+def test_no_log_writes_no_call_rows(grader_home: Path) -> None:
+    with LoopbackOpenAIServer(responder=lambda body: reply_for(body, GOOD)) as server:
+        grader_for(server, grader_home, log=False).grade(CARD, "a")
+        grader_for(server, grader_home, log=False, cache=False).grade(CARD, "a")
+        assert len(server.requests) == 2
+    assert CallLog(grader_home).count_calls() == 0
+
+
+def test_async_grades_share_one_connection_limit(grader_home: Path) -> None:
+    lock = threading.Lock()
+    state = {"now": 0, "peak": 0}
+
+    def slow(body: dict[str, Any]) -> Reply:
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.1)
+        with lock:
+            state["now"] -= 1
+        return reply_for(body, GOOD)
+
+    with LoopbackOpenAIServer(responder=slow) as server:
+        grader = grader_for(server, grader_home, max_connections=2)
+        items = [(CARD, f"answer {i}") for i in range(6)]
+
+        async def run() -> list[Grade]:
+            try:
+                return await grader.agrade_many(items)
+            finally:
+                await grader.aclose()
+
+        grades = asyncio.run(run())
+        assert len(server.requests) == 6
+    assert [g.verdict for g in grades] == ["correct"] * 6
+    assert state["peak"] == 2
+
+
+def test_async_works_across_event_loops(grader_home: Path) -> None:
+    with LoopbackOpenAIServer(responder=lambda body: reply_for(body, GOOD)) as server:
+        grader = grader_for(server, grader_home, cache=False)
+
+        async def once() -> str:
+            grade = await grader.agrade(CARD, "a")
+            await grader.aclose()
+            return grade.verdict
+
+        for _ in range(2):
+            assert asyncio.run(once()) == "correct"
+
+
+def test_grade_many_threads_in_order(grader_home: Path) -> None:
+    def by_answer(body: dict[str, Any]) -> Reply:
+        text = body["messages"][1]["content"]
+        payload = (
+            GOOD
+            if "good" in text
+            else {
+                **GOOD,
+                "key_points": [{**p, "status": "missed"} for p in GOOD["key_points"]],
+                "score": 0.0,
+                "verdict": "incorrect",
+            }
+        )
+        return reply_for(body, payload)
+
+    with LoopbackOpenAIServer(responder=by_answer) as server:
+        grader = grader_for(server, grader_home, max_connections=3)
+        grades = grader.grade_many([(CARD, "good"), (CARD, "bad"), (CARD, "good 2"), (CARD, "x")])
+    assert [g.verdict for g in grades] == ["correct", "incorrect", "correct", "incorrect"]
+
+
+def test_adapter_generic_structured_call(grader_home: Path) -> None:
+    from pydantic import BaseModel
+
+    class Capital(BaseModel):
+        city: str
+
+    settings = Settings(base_url="", api_key=KEY)
+    with LoopbackOpenAIServer([Reply.tool_call("Capital", {"city": "Paris"})]) as server:
+        client = LLMClient(settings.model_copy(update={"base_url": server.base_url}), grader_home)
+        result = client.structured(
+            Capital,
+            [{"role": "user", "content": "Capital of France?"}],
+            prompt_hash=None,
+            purpose="test",
+        )
+    assert result.value.city == "Paris"
+    assert result.attempts == 1 and not result.cached
