@@ -87,6 +87,9 @@ def run_command(
     batch: Annotated[
         bool, typer.Option("--batch", help="Submit through the OpenAI Batch API.")
     ] = False,
+    poll_interval: Annotated[
+        float, typer.Option("--poll-interval", min=0.0, help="Seconds between batch polls.")
+    ] = 10.0,
     strict: Annotated[
         bool, typer.Option("--strict", help="Fail on the first bad dataset line.")
     ] = False,
@@ -134,6 +137,7 @@ def run_command(
         run_dir=run_dir,
         resume=resume,
         bootstrap=bootstrap,
+        poll_seconds=poll_interval,
         report_dir=None if no_report else report_dir,
         report=not no_report,
         out=out,

@@ -38,6 +38,8 @@ class EvalRequest(BaseModel):
     run_dir: Path | None = None
     resume: str | None = None
     bootstrap: int = 1000
+    poll_seconds: float = 10.0
+    """Seconds between Batch API status polls."""
     report: bool = True
     report_dir: Path | None = None
     out: Path | None = None
@@ -193,7 +195,13 @@ def run_eval(
             from grader.evaluation.batch import grade_with_batch
 
             results = grade_with_batch(
-                run_dir, grader, settings, loaded.items, notice=notice, progress=progress
+                run_dir,
+                grader,
+                settings,
+                loaded.items,
+                notice=notice,
+                progress=progress,
+                poll_seconds=request.poll_seconds,
             )
         else:
             results = runner.grade_into(

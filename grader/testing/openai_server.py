@@ -32,6 +32,8 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     """Seconds to wait before answering (a 'hang' when longer than the client's timeout)."""
+    raw: bytes | None = None
+    """A non-JSON payload (file content), sent instead of `body`."""
 
     @classmethod
     def content(
@@ -123,6 +125,8 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: dict[str, Any] | None
+    raw: bytes = b""
+    """The request bytes as received (multipart uploads are not JSON)."""
 
 
 class LoopbackOpenAIServer:
@@ -143,6 +147,14 @@ class LoopbackOpenAIServer:
         self.responder = responder
         self.delay = delay
         self.received: list[RecordedRequest] = []
+        self.files: dict[str, bytes] = {}
+        """Uploaded and generated files (OpenAI Files API), by id."""
+        self.batches: dict[str, dict[str, Any]] = {}
+        """Batch objects (OpenAI Batch API), by id."""
+        self.batch_polls_to_complete = 2
+        self.batch_requests: list[dict[str, Any]] = []
+        """Request bodies answered inside batches (not counted in `requests`)."""
+        """Status polls a batch stays `validating`/`in_progress` before it completes."""
         self._lock = threading.Lock()
         self._closing = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
@@ -216,7 +228,144 @@ class LoopbackOpenAIServer:
             self.received.append(request)
         if request.method == "POST" and request.path.endswith("/chat/completions"):
             return self._chat_reply(request)
+        files_or_batches = self._files_and_batches(request)
+        if files_or_batches is not None:
+            return files_or_batches
         return Reply.error(404, f"no route for {request.method} {request.path}")
+
+    # -- files and batches (OpenAI Batch API) -------------------------------------------------
+
+    def _files_and_batches(self, request: RecordedRequest) -> Reply | None:
+        parts = request.path.rstrip("/").split("/")
+        if "files" in parts:
+            rest = parts[parts.index("files") + 1 :]
+            if request.method == "POST" and not rest:
+                return self._upload(request)
+            if request.method == "GET" and len(rest) == 2 and rest[1] == "content":
+                with self._lock:
+                    content = self.files.get(rest[0])
+                if content is None:
+                    return Reply.error(404, f"no file {rest[0]}")
+                return Reply(raw=content, headers={"Content-Type": "application/jsonl"})
+        if "batches" in parts:
+            rest = parts[parts.index("batches") + 1 :]
+            if request.method == "POST" and not rest:
+                return self._create_batch(request.body or {})
+            if request.method == "GET" and len(rest) == 1:
+                return self._poll_batch(rest[0])
+            if request.method == "POST" and len(rest) == 2 and rest[1] == "cancel":
+                with self._lock:
+                    batch = self.batches.get(rest[0])
+                    if batch is not None:
+                        batch["status"] = "cancelled"
+                return Reply(body=batch) if batch else Reply.error(404, f"no batch {rest[0]}")
+        return None
+
+    def _upload(self, request: RecordedRequest) -> Reply:
+        from email import policy
+        from email.parser import BytesParser
+
+        content_type = request.headers.get("content-type", "")
+        message = BytesParser(policy=policy.default).parsebytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode() + request.raw
+        )
+        fields: dict[str, bytes] = {}
+        filename = "upload.jsonl"
+        for part in message.iter_parts() if message.is_multipart() else []:
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True)
+            if isinstance(name, str) and isinstance(payload, bytes):
+                fields[name] = payload
+                filename = str(part.get_filename() or filename)
+        if "file" not in fields:
+            return Reply.error(400, "multipart field 'file' is required")
+        with self._lock:
+            file_id = f"file-{len(self.files) + 1}"
+            self.files[file_id] = fields["file"]
+        return Reply(body=_file_object(file_id, filename, fields["file"], "batch"))
+
+    def _create_batch(self, body: dict[str, Any]) -> Reply:
+        input_id = str(body.get("input_file_id", ""))
+        with self._lock:
+            if input_id not in self.files:
+                return Reply.error(400, f"no input file {input_id!r}")
+            batch_id = f"batch_{len(self.batches) + 1}"
+            batch = {
+                "id": batch_id,
+                "object": "batch",
+                "endpoint": body.get("endpoint", "/v1/chat/completions"),
+                "input_file_id": input_id,
+                "completion_window": body.get("completion_window", "24h"),
+                "status": "validating",
+                "output_file_id": None,
+                "error_file_id": None,
+                "created_at": 1_700_000_000,
+                "request_counts": {"total": 0, "completed": 0, "failed": 0},
+                "polls": 0,
+            }
+            self.batches[batch_id] = batch
+        return Reply(body=_public(batch))
+
+    def _poll_batch(self, batch_id: str) -> Reply:
+        with self._lock:
+            batch = self.batches.get(batch_id)
+            if batch is None:
+                return Reply.error(404, f"no batch {batch_id}")
+            batch["polls"] += 1
+            ready = batch["status"] in ("validating", "in_progress") and (
+                batch["polls"] >= self.batch_polls_to_complete
+            )
+            if not ready and batch["status"] == "validating":
+                batch["status"] = "in_progress"
+            lines = self.files[batch["input_file_id"]].decode().splitlines() if ready else []
+        if ready:
+            self._run_batch(batch, lines)
+        with self._lock:
+            return Reply(body=_public(batch))
+
+    def _run_batch(self, batch: dict[str, Any], lines: list[str]) -> None:
+        """Answer every request line through the same queue/responder as live calls."""
+        outputs: list[str] = []
+        errors: list[str] = []
+        completed = failed = 0
+        for index, line in enumerate(x for x in lines if x.strip()):
+            item = json.loads(line)
+            request = RecordedRequest(
+                method="POST", path=str(item.get("url", "")), headers={}, body=item.get("body")
+            )
+            reply = self._chat_reply(request)
+            with self._lock:
+                self.batch_requests.append(item.get("body") or {})
+            record = {
+                "id": f"batch_req_{index + 1}",
+                "custom_id": item.get("custom_id"),
+                "response": {
+                    "status_code": reply.status,
+                    "request_id": f"req_{index + 1}",
+                    "body": reply.body,
+                },
+                "error": None,
+            }
+            if reply.status == 200:
+                completed += 1
+                outputs.append(json.dumps(record))
+            else:
+                failed += 1
+                errors.append(json.dumps(record))
+        with self._lock:
+            out_id = f"file-{len(self.files) + 1}"
+            self.files[out_id] = ("\n".join(outputs) + "\n").encode() if outputs else b""
+            batch["output_file_id"] = out_id
+            if errors:
+                err_id = f"file-{len(self.files) + 1}"
+                self.files[err_id] = ("\n".join(errors) + "\n").encode()
+                batch["error_file_id"] = err_id
+            batch["request_counts"] = {
+                "total": completed + failed,
+                "completed": completed,
+                "failed": failed,
+            }
+            batch["status"] = "completed"
 
     def _chat_reply(self, request: RecordedRequest) -> Reply:
         with self._lock:
@@ -232,6 +381,22 @@ class LoopbackOpenAIServer:
         """Sleep up to `seconds`, returning early when the server closes."""
         if seconds > 0:
             self._closing.wait(seconds)
+
+
+def _file_object(file_id: str, filename: str, content: bytes, purpose: str) -> dict[str, Any]:
+    return {
+        "id": file_id,
+        "object": "file",
+        "bytes": len(content),
+        "created_at": 1_700_000_000,
+        "filename": filename,
+        "purpose": purpose,
+        "status": "processed",
+    }
+
+
+def _public(batch: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in batch.items() if k != "polls"}
 
 
 def _make_handler(server: LoopbackOpenAIServer) -> type[BaseHTTPRequestHandler]:
@@ -255,13 +420,18 @@ def _make_handler(server: LoopbackOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 path=self.path.split("?", 1)[0],
                 headers={k.lower(): v for k, v in self.headers.items()},
                 body=body,
+                raw=raw,
             )
             reply = server.handle(request)
             server.wait(server.delay + reply.delay)
-            payload = json.dumps(reply.body if reply.body is not None else {}).encode()
+            if reply.raw is not None:
+                payload = reply.raw
+            else:
+                payload = json.dumps(reply.body if reply.body is not None else {}).encode()
             try:
                 self.send_response(reply.status)
-                self.send_header("Content-Type", "application/json")
+                if "Content-Type" not in reply.headers:
+                    self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 for name, value in reply.headers.items():
                     self.send_header(name, value)
