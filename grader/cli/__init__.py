@@ -32,6 +32,7 @@ def build_app() -> typer.Typer:
     from grader.cli import deck, io
     from grader.cli import eval as eval_cli
     from grader.cli import expand as expand_cli
+    from grader.cli import grade as grade_cli
     from grader.cli import practice as practice_cli
 
     app = typer.Typer(
@@ -45,6 +46,7 @@ def build_app() -> typer.Typer:
     app.add_typer(deck.app, name="deck")
     app.add_typer(eval_cli.app, name="eval")
     io.register(app)
+    grade_cli.register(app)
     expand_cli.register(app)
     practice_cli.register(app)
     return app

@@ -1,0 +1,216 @@
+"""`grader grade`, `grader rubric`, `grader config` through CliRunner (stdout and stderr apart).
+
+The LLM is the loopback server; no network.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from grader.cli import app
+from grader.deckfile import load_deck, save_deck
+from grader.llm.callog import CallLog
+from grader.models import Card, Deck, verdict_for_score
+from grader.testing.openai_server import LoopbackOpenAIServer, Reply
+
+CARDS = [
+    Card(
+        id="c1",
+        question="What are the three phases of MLOps?",
+        answer="- Design\n- Model development\n- Operations",
+        footnote="See ml-ops.org.",
+    ),
+    Card(id="c2", question="What is CI?", answer="Continuous integration of code changes."),
+]
+
+
+def invoke(*args: str, stdin: str | None = None) -> Result:
+    return CliRunner().invoke(app, list(args), input=stdin)
+
+
+def points_in(body: dict[str, Any]) -> list[str]:
+    user = body["messages"][-1]["content"]
+    rubric = user.split("<rubric>\n", 1)[1].split("\n</rubric>", 1)[0]
+    return [line[2:] for line in rubric.splitlines()]
+
+
+def smart_llm(body: dict[str, Any]) -> Reply:
+    """Hits the first rubric point, misses the rest; writes two-point rubrics on request."""
+    name = body["tools"][0]["function"]["name"]
+    if name == "RubricResponse":
+        return Reply.tool_call(name, {"key_points": ["First claim", "Second claim"]})
+    points = points_in(body)
+    score = round(1 / len(points), 2)
+    judged = [
+        {"point": p, "status": "hit" if i == 0 else "missed", "evidence": "q"}
+        for i, p in enumerate(points)
+    ]
+    return Reply.tool_call(
+        name,
+        {
+            "key_points": judged,
+            "misconceptions": ["Operations means only servers"],
+            "score": score,
+            "verdict": verdict_for_score(score),
+            "feedback": "You named design. Add the other phases.",
+        },
+    )
+
+
+@pytest.fixture
+def deck(tmp_path: Path) -> Path:
+    path = tmp_path / "decks" / "mlops.yaml"
+    save_deck(path, Deck(name="MLOps", cards=CARDS))
+    return path
+
+
+@pytest.fixture
+def llm(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackOpenAIServer]:
+    with LoopbackOpenAIServer(responder=smart_llm) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-cli-secret")
+        yield server
+
+
+def test_grade_human_output(deck: Path, llm: LoopbackOpenAIServer) -> None:
+    result = invoke("grade", str(deck), "c1", "Design, I think")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    out = result.stdout
+    assert "INCORRECT" in out and "score 0.33" in out and "llm grader" in out
+    assert "✓ Design" in out and "✗ Model development" in out and "✗ Operations" in out
+    assert "Operations means only servers" in out
+    assert "You named design. Add the other phases." in out
+    assert out.index("Reference answer:") > out.index("Add the other phases")
+    assert "See ml-ops.org." in out
+    assert llm.requests[0]["model"] == "gpt-4o-mini"
+
+
+def test_grade_json_envelope_and_stdin(deck: Path, llm: LoopbackOpenAIServer) -> None:
+    result = invoke("grade", str(deck), "c1", "-", "--json", "--model", "m2", stdin="Design\n")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    data = json.loads(result.stdout)
+    assert data["version"] == 1 and data["command"] == "grade"
+    assert data["data"]["card_id"] == "c1"
+    grade = data["data"]["grade"]
+    assert grade["verdict"] == "incorrect"
+    assert grade["evidence"]["grader"] == "llm" and grade["evidence"]["model"] == "m2"
+    assert set(grade) >= {"score", "verdict", "key_points", "misconceptions", "feedback", "reason"}
+    assert "Design" in llm.requests[0]["messages"][-1]["content"]
+    assert "sk-cli-secret" not in result.stdout
+
+
+def test_grade_failure_is_ungraded_not_incorrect(
+    deck: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boom = Reply.error(500, "overloaded", headers={"retry-after-ms": "1"})
+    with LoopbackOpenAIServer([boom, boom, boom]) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = invoke("grade", str(deck), "c2", "CI merges often")
+    assert result.exit_code == 0
+    assert "UNGRADED" in result.stdout
+    assert "HTTP 500" in result.stdout
+    assert "INCORRECT" not in result.stdout
+
+
+def test_grade_no_log(deck: Path, llm: LoopbackOpenAIServer, grader_home: Path) -> None:
+    assert invoke("grade", str(deck), "c2", "merging", "--no-log").exit_code == 0
+    assert CallLog(grader_home).count_calls() == 0
+    assert invoke("grade", str(deck), "c2", "merging again").exit_code == 0
+    assert CallLog(grader_home).count_calls() == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["c9", "x"], "no card with id 'c9'"),
+        (["c1", "   "], "ANSWER is empty"),
+        (["c1", "x", "--grader", "llm"], "--grader llm needs an endpoint"),
+    ],
+)
+def test_grade_bad_input_is_one_line(deck: Path, args: list[str], message: str) -> None:
+    result = invoke("grade", str(deck), *args)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1 and message in result.stderr
+
+
+def test_grade_missing_deck(tmp_path: Path) -> None:
+    result = invoke("grade", str(tmp_path / "none.yaml"), "c1", "x")
+    assert result.exit_code == 1
+    assert "none.yaml: no such file" in result.stderr
+
+
+def test_rubric_heuristic_then_skip_then_force(deck: Path) -> None:
+    result = invoke("rubric", str(deck), "--heuristic")
+    assert result.exit_code == 0, result.stderr
+    assert "2 rubrics stored" in result.stdout
+    cards = load_deck(deck).deck.cards
+    assert cards[0].rubric == ["Design", "Model development", "Operations"]
+    assert cards[0].rubric_source == "heuristic"
+
+    again = invoke("rubric", str(deck), "--heuristic", "--json")
+    data = json.loads(again.stdout)["data"]
+    assert data["updated"] == [] and data["skipped_existing"] == 2
+
+    forced = invoke("rubric", str(deck), "--heuristic", "--force", "--card", "c2", "--json")
+    assert json.loads(forced.stdout)["data"]["updated"] == ["c2"]
+
+
+def test_rubric_by_llm_is_stored_and_used_for_grading(
+    deck: Path, llm: LoopbackOpenAIServer
+) -> None:
+    result = invoke("rubric", str(deck), "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)["data"]
+    assert data["source"] == "llm" and sorted(data["updated"]) == ["c1", "c2"]
+    card = load_deck(deck).deck.cards[0]
+    assert card.rubric == ["First claim", "Second claim"] and card.rubric_source == "llm"
+    assert invoke("grade", str(deck), "c1", "x").exit_code == 0
+    assert points_in(llm.requests[-1]) == ["First claim", "Second claim"]
+
+
+def test_rubric_failures_reported_others_saved(deck: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def flaky(body: dict[str, Any]) -> Reply:
+        if "What is CI?" in body["messages"][-1]["content"]:
+            return Reply.error(400, "context too long")
+        return smart_llm(body)
+
+    with LoopbackOpenAIServer(responder=flaky) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        result = invoke("rubric", str(deck))
+    assert result.exit_code == 1
+    assert "1 rubrics stored" in result.stdout
+    assert "c2: no rubric: HTTP 400" in result.stderr
+    assert "error: 1 of 2 rubrics could not be made" in result.stderr
+    cards = load_deck(deck).deck.cards
+    assert cards[0].rubric_source == "llm" and cards[1].rubric == []
+
+
+def test_rubric_needs_endpoint_or_heuristic(deck: Path) -> None:
+    before = deck.read_bytes()
+    result = invoke("rubric", str(deck))
+    assert result.exit_code == 1
+    assert "--heuristic" in result.stderr
+    assert deck.read_bytes() == before
+
+
+def test_config_never_shows_the_key(monkeypatch: pytest.MonkeyPatch, grader_home: Path) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-never-shown")
+    grader_home.mkdir(parents=True)
+    (grader_home / "config.toml").write_text('model = "local"\n', encoding="utf-8")
+    result = invoke("config", "--json")
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)["data"]
+    assert data["api_key"] == "set" and data["model"] == "local"
+    assert data["endpoint_configured"] is True
+    assert "sk-never-shown" not in result.stdout
+    human = invoke("config")
+    assert "model: local" in human.stdout and "sk-never-shown" not in human.stdout
