@@ -224,8 +224,13 @@ def expand_llm(
         finally:
             if bar is not None:
                 bar[0].stop()
+            await llm.aclose()
 
-    asyncio.run(run_all())
+    try:
+        asyncio.run(run_all())
+    finally:
+        if client is None:
+            llm.close()
     result.cost_usd = estimate_cost(llm.model, result.usage)
     return result
 
@@ -278,13 +283,17 @@ def regenerate(
         proposal=neutralize_delimiters(dump_yaml({k: v for k, v in shown.items() if v})),
         feedback=neutralize_delimiters(feedback),
     )
-    answer = llm.structured(
-        ProposedCard,
-        messages,
-        prompt_hash=template.hash,
-        purpose="expand-regenerate",
-        context={"card_ids": [c.id for c in deck.cards]},
-    )
+    try:
+        answer = llm.structured(
+            ProposedCard,
+            messages,
+            prompt_hash=template.hash,
+            purpose="expand-regenerate",
+            context={"card_ids": [c.id for c in deck.cards]},
+        )
+    finally:
+        if client is None:
+            llm.close()
     new = _to_proposal(answer.value, llm.model, template.hash, utc_now_iso())
     return new.model_copy(update={"tags": new.tags or list(proposal.tags)})
 
