@@ -38,7 +38,8 @@ PARAPHRASES = [
         "mlops-pipeline",
         "What is the real ML life cycle in MLOps?",
         "Which stages make up the actual machine-learning lifecycle in MLOps?",
-        "- Set a business goal\n- Collect data\n- Train\n- Test\n- Deploy\n- Monitor\n- Retrain\n- Repeat",
+        "- Set a business goal\n- Collect data\n- Train\n- Test\n- Deploy\n- Monitor\n"
+        "- Retrain\n- Repeat",
     ),
     (
         "mlops-pipeline",
@@ -103,13 +104,13 @@ PARAPHRASES = [
     ),
     (
         "mlops-foundations",
-        "What does ‘data drift’ mean in ML?",
+        "What does ‘data drift’ mean in ML?",  # noqa: RUF001
         "In machine learning, what is data drift?",
         "The distribution of the input data shifts over time.",
     ),
     (
         "mlops-foundations",
-        "What is ‘concept drift’?",
+        "What is ‘concept drift’?",  # noqa: RUF001
         "Define concept drift.",
         "The relationship between inputs and outputs changes over time.",
     ),

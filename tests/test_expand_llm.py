@@ -139,7 +139,7 @@ def test_duplicates_and_leaks_are_caught(
 ) -> None:
     existing = load_deck(deck).deck.cards
     drift = next(c for c in existing if "data drift" in c.question)
-    cards = [
+    cards: list[dict[str, Any]] = [
         # A rewording of a deck card.
         {
             "question": "In machine learning, what is data drift?",
@@ -149,7 +149,7 @@ def test_duplicates_and_leaks_are_caught(
         },
         # The answer given away by the question.
         {
-            "question": "Which term names data skew, the sudden shifts in data not seen in training?",
+            "question": "Which term names data skew, sudden shifts in data not seen in training?",
             "answer": "data skew",
             "builds_on": [drift.id],
             "rationale": "r",
@@ -181,7 +181,7 @@ def test_duplicates_and_leaks_are_caught(
         )
     assert [p.question for p in result.proposed] == [cards[2]["question"]]
     reasons = {
-        p.question: [c for c in p.checks if c.outcome == "reject"][0] for p in result.rejected
+        p.question: next(c for c in p.checks if c.outcome == "reject") for p in result.rejected
     }
     assert reasons[cards[0]["question"]].name == "duplicate"
     assert f"card {drift.id}" in reasons[cards[0]["question"]].reason

@@ -42,8 +42,8 @@ def make_id_factory() -> Callable[[], str]:
 @pytest.mark.parametrize(
     ("question", "term", "qualifier"),
     [
-        ("What does ‘data drift’ mean in ML?", "data drift", "in ML"),
-        ("What is ‘concept drift’?", "concept drift", ""),
+        ("What does ‘data drift’ mean in ML?", "data drift", "in ML"),  # noqa: RUF001
+        ("What is ‘concept drift’?", "concept drift", ""),  # noqa: RUF001
         ("What does **deployment** refer to in an ML pipeline?", "deployment", "in an ML pipeline"),
         ("What does deployment in MLOps refer to?", "deployment", "in MLOps"),
         ("What does an ML engineer do?", "ML engineer", ""),

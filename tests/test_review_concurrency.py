@@ -16,9 +16,7 @@ DECKS = Path(__file__).resolve().parent.parent / "decks"
 COUNT = 40
 
 
-def _review(
-    deck: str, ids: list[str], reviewer: str, barrier: multiprocessing.synchronize.Barrier
-) -> None:
+def _review(deck: str, ids: list[str], reviewer: str, barrier: Any) -> None:
     from grader.review import approve, reject
 
     barrier.wait()
