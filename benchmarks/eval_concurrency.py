@@ -1,0 +1,162 @@
+"""Eval throughput: LLM grading against a loopback server with a fixed delay, and the offline rate.
+
+    .venv/bin/python benchmarks/eval_concurrency.py [--delay 0.1] [--count 1000]
+
+For each connection limit N it grades `count` responses through the real LLM grader (openai +
+instructor over HTTP, cache and call log off) against a loopback OpenAI-compatible server that
+answers every request after `delay` seconds, and prints achieved/ideal, where ideal = count*D/N.
+N=1 grades only `count // 10` responses (the ideal is then 100 s for 1,000) and extrapolates: its
+ratio is per-response and does not depend on the count. Then it prints the offline grader's rate
+over the first responses of a shared dataset (when the offline grader is installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from grader.evaluation import runner
+from grader.evaluation.dataset import EvalItem, load_datasets
+from grader.models import EvalRecord
+from grader.testing.openai_server import LoopbackOpenAIServer, Reply
+
+SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+
+
+def reply(body: dict[str, Any]) -> Reply:
+    arguments = {
+        "key_points": [{"point": "Alpha", "status": "hit", "evidence": ""}],
+        "misconceptions": [],
+        "score": 1.0,
+        "verdict": "correct",
+        "feedback": "Well done.",
+    }
+    return Reply.tool_call("GradeResponse", arguments)
+
+
+def items(count: int, tag: str = "alpha") -> list[EvalItem]:
+    out = []
+    for i in range(count):
+        record = EvalRecord(
+            question="Name the first letter.",
+            reference_answer="Alpha.",
+            student_answer=f"{tag} {i}",
+            score=1,
+            score_max=1,
+        )
+        out.append(EvalItem(f"bench:{i + 1}", "bench", i + 1, record))
+    return out
+
+
+def serve(delay: float) -> None:
+    """Child process: run the loopback server until stdin closes (keeps its CPU off our GIL)."""
+    import sys
+
+    with LoopbackOpenAIServer(responder=reply, delay=delay) as server:
+        print(server.base_url, flush=True)
+        sys.stdin.read()
+
+
+@contextlib.contextmanager
+def server_process(delay: float) -> Iterator[str]:
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(delay)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        yield child.stdout.readline().strip()
+    finally:
+        if child.stdin is not None:
+            child.stdin.close()
+        child.wait(timeout=10)
+
+
+def llm_run(base_url: str, connections: int, count: int) -> float:
+    from grader.graders.llm import LLMGrader
+    from grader.settings import Settings
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(base_url=base_url, max_connections=connections, cache=False, log=False)
+        grader = LLMGrader(settings, Path(tmp))
+        # warm up: imports and connection set-up are not part of the steady-state rate
+        runner.grade_into(
+            Path(tmp) / "warm", grader, items(connections, "warm"), max_connections=connections
+        )
+        run_dir = Path(tmp) / "run"
+        started = time.perf_counter()
+        results = runner.grade_into(run_dir, grader, items(count), max_connections=connections)
+        elapsed = time.perf_counter() - started
+        grader.close()
+        ungraded = sum(r.verdict == "ungraded" for r in results.values())
+        if ungraded or len(results) != count:
+            raise SystemExit(f"{ungraded} of {len(results)} responses ungraded at N={connections}")
+    return elapsed
+
+
+def offline_rate(limit: int) -> None:
+    dataset = SHARED / "scientsbank_train.jsonl"
+    try:
+        from grader.graders.offline import OfflineGrader
+    except ImportError:
+        print("offline grader: not installed in this checkout; skipped")
+        return
+    loaded = load_datasets([dataset], limit=limit)
+    grader = OfflineGrader.load()
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        runner.grade_into(Path(tmp) / "run", grader, loaded.items, max_connections=1)
+        elapsed = time.perf_counter() - started
+    n = len(loaded.items)
+    print(
+        f"offline grader: {n} responses of {dataset.name} in {elapsed:.2f} s "
+        f"= {n / elapsed:.0f} responses/s (model load excluded)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--delay", type=float, default=0.1, help="server delay D in seconds")
+    parser.add_argument("--count", type=int, default=1000, help="responses per N")
+    parser.add_argument("--connections", default="1,8,32,64", help="comma-separated N values")
+    parser.add_argument("--offline-limit", type=int, default=1000)
+    parser.add_argument("--serve", type=float, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve is not None:
+        serve(args.serve)
+        return
+    print(f"loopback LLM grading, D = {args.delay * 1000:.0f} ms, {args.count} responses")
+    print(f"{'N':>4} {'graded':>7} {'achieved s':>11} {'ideal s':>8} {'ideal/achieved':>15}")
+    rows = []
+    for n in (int(x) for x in args.connections.split(",")):
+        count = max(n, args.count // 10) if n == 1 else args.count
+        with server_process(args.delay) as base_url:
+            elapsed = llm_run(base_url, n, count)
+        ideal = count * args.delay / n
+        ratio = ideal / elapsed
+        note = (
+            f"  (extrapolated to {args.count}: {elapsed * args.count / count:.1f} s)"
+            if count != args.count
+            else ""
+        )
+        print(f"{n:>4} {count:>7} {elapsed:>11.2f} {ideal:>8.2f} {ratio:>15.3f}{note}")
+        rows.append(
+            {"n": n, "count": count, "achieved_s": elapsed, "ideal_s": ideal, "ratio": ratio}
+        )
+    print(json.dumps(rows))
+    if args.offline_limit:
+        offline_rate(args.offline_limit)
+
+
+if __name__ == "__main__":
+    main()
