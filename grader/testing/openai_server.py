@@ -133,7 +133,8 @@ class LoopbackOpenAIServer:
     """A threaded HTTP server on 127.0.0.1 answering `POST .../chat/completions`.
 
     Replies come from the `replies` queue first, then from `responder`; with neither, the server
-    answers 500 "no scripted reply". `delay` is added before every reply.
+    answers 500 "no scripted reply". `delay` is added before every reply. `port` 0 picks a free
+    port; a fixed one gives a stable base URL (for recording cassettes).
     """
 
     def __init__(
@@ -142,8 +143,10 @@ class LoopbackOpenAIServer:
         *,
         responder: Responder | None = None,
         delay: float = 0.0,
+        port: int = 0,
     ) -> None:
         self.replies: deque[Reply] = deque(replies)
+        self._port = port
         self.responder = responder
         self.delay = delay
         self.received: list[RecordedRequest] = []
@@ -164,7 +167,7 @@ class LoopbackOpenAIServer:
 
     def start(self) -> LoopbackOpenAIServer:
         handler = _make_handler(self)
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
