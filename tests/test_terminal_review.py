@@ -24,7 +24,8 @@ EDITOR_SCRIPT = """
 import re, sys
 path = sys.argv[1]
 text = open(path, encoding="utf-8").read()
-text = re.sub(r"(?m)^question: .*$", "question: Which CRISP-DM step defines the success criteria?", text)
+new = "question: Which CRISP-DM step defines the success criteria?"
+text = re.sub(r"(?m)^question: .*$", new, text)
 text = re.sub(r"(?m)^answer: .*$", "answer: Business understanding", text)
 open(path, "w", encoding="utf-8").write(text)
 """
@@ -91,8 +92,8 @@ def test_review_in_a_terminal(tmp_path: Path, grader_home: Path) -> None:
     cards = {c.id: c for c in load_deck(deck).deck.cards}
     assert cards[second_card].question == "Which CRISP-DM step defines the success criteria?"
     assert cards[second_card].answer == "Business understanding"
-    assert cards[first_card].provenance is not None
-    assert cards[first_card].provenance.approved_by == "ada"
+    provenance = cards[first_card].provenance
+    assert provenance is not None and provenance.approved_by == "ada"
     store = load_proposals(deck)
     assert [p.status for p in store.proposals] == ["approved", "approved", "rejected"]
     assert store.proposals[2].reject_reason == "too trivial"
