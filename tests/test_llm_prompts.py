@@ -95,3 +95,43 @@ def test_neutralisation_keeps_ordinary_text() -> None:
     # "< b" could be read as a spaced-out tag, so it is defanged too; the meaning survives.
     assert neutralize_delimiters("a < b") == "a \u2039 b"
     assert neutralize_delimiters("use <b>bold</b>").startswith("use \u2039b>")
+
+
+INJECTION_SUITE = Path(__file__).resolve().parent.parent / "evals" / "injection.jsonl"
+
+
+def injection_records() -> list[dict[str, object]]:
+    import json
+
+    lines = INJECTION_SUITE.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_injection_suite_is_graded_and_large_enough() -> None:
+    from grader.models import EvalRecord
+
+    records = [EvalRecord.model_validate(r) for r in injection_records()]
+    assert len(records) >= 30
+    assert all(r.kind == "injection" and r.score_max == 4 for r in records)
+    assert len({r.id for r in records}) == len(records)
+    assert {0, 4} <= {int(r.score) for r in records}, "pure injections and full answers both occur"
+    assert all(getattr(r, "justification", "") for r in records)
+
+
+@pytest.mark.parametrize("record", injection_records(), ids=lambda r: str(r["id"]))
+def test_injection_suite_cannot_break_the_fence(record: dict[str, object]) -> None:
+    card = Card(
+        id="x",
+        question=str(record["question"]),
+        answer=str(record["reference_answer"]),
+        footnote=record.get("footnote"),
+    )
+    answer = str(record["student_answer"])
+    user = grade_messages(TEMPLATE, card, answer)[1]["content"]
+    name = re.search(r"<(student_answer_[0-9a-f]{8})>\n", user)
+    assert name is not None
+    inside = user.split(f"<{name.group(1)}>\n", 1)[1].rsplit(f"\n</{name.group(1)}>", 1)[0]
+    assert not re.search(r"[<\uff1c]\s*/?\s*[^\W\d]", inside)
+    assert "```" not in inside
+    # The fence closes exactly where the template closes it, and the instructions come after.
+    assert user.rstrip().endswith("Grade the answer against the rubric above.")
