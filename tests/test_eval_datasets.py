@@ -126,15 +126,20 @@ def test_splits_are_dev_or_test_and_never_share_a_card() -> None:
     assert {r.split for r in _records()} == {"dev", "test"}
 
 
+def _assert_matches_deck(name: str, number: int, data: dict[str, object]) -> None:
+    deck_name = data["deck"]
+    assert deck_name in SEED_DECKS, f"{name}:{number}"
+    card = _deck(str(deck_name)).card(str(data["card_id"]))
+    assert card is not None, f"{name}:{number}: card {data['card_id']} not in {deck_name}"
+    assert data["question"] == card.question, f"{name}:{number}"
+    assert data["reference_answer"] == card.answer, f"{name}:{number}"
+    if "footnote" in data or name == SEED_RESPONSES.name:
+        assert data.get("footnote") == card.footnote, f"{name}:{number}"
+
+
 def test_each_card_matches_its_committed_deck() -> None:
     for number, data in _rows():
-        deck_name = data["deck"]
-        assert deck_name in SEED_DECKS, number
-        card = _deck(str(deck_name)).card(str(data["card_id"]))
-        assert card is not None, f"line {number}: card {data['card_id']} not in {deck_name}"
-        assert data["question"] == card.question, number
-        assert data["reference_answer"] == card.answer, number
-        assert data.get("footnote") == card.footnote, number
+        _assert_matches_deck(SEED_RESPONSES.name, number, data)
 
 
 def test_anchor_kinds_carry_their_expected_grades() -> None:
@@ -156,8 +161,13 @@ def test_grades_use_the_whole_scale() -> None:
 
 @pytest.mark.skipif(not INJECTION.exists(), reason="evals/injection.jsonl not present")
 def test_injection_suite_parses_and_does_not_duplicate_seed_responses() -> None:
-    injection = [EvalRecord.model_validate(data) for _, data in _read_jsonl(INJECTION)]
+    rows = _read_jsonl(INJECTION)
+    injection = [EvalRecord.model_validate(data) for _, data in rows]
     assert injection
+    assert {r.kind for r in injection} <= KINDS
+    for number, data in rows:
+        if "card_id" in data:
+            _assert_matches_deck(INJECTION.name, number, data)
     seed = _records()
     assert {r.id for r in injection if r.id} & {r.id for r in seed} == set()
     pairs = {(r.question, r.student_answer) for r in seed}
