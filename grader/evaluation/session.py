@@ -190,28 +190,15 @@ def run_eval(
 
     before = runner.read_results(run_dir)
     pending = len(runner.pending_items(loaded.items, before))
-    with _cassette(spec):
-        if spec.batch:
-            from grader.evaluation.batch import grade_with_batch
-
-            results = grade_with_batch(
-                run_dir,
-                grader,
-                settings,
-                loaded.items,
-                notice=notice,
-                progress=progress,
-                poll_seconds=request.poll_seconds,
-            )
-        else:
-            results = runner.grade_into(
-                run_dir,
-                grader,
-                loaded.items,
-                max_connections=spec.max_connections,
-                progress=progress,
-                model=spec.model,
-            )
+    try:
+        results = _grade(request, spec, run_dir, grader, settings, loaded, notice, progress)
+    except KeyboardInterrupt:
+        notice(f"results so far are in {run_dir}; continue with: grader eval --resume {run_dir}")
+        raise
+    finally:
+        close = getattr(grader, "close", None)
+        if callable(close):
+            close()
     ordered = runner.ordered_results(loaded.items, results)
     spec = _fill_from_results(run_dir, spec, ordered)
 
@@ -261,3 +248,38 @@ def _fill_from_results(run_dir: Path, spec: RunSpec, results: list[ResultRecord]
     spec = spec.model_copy(update=update)
     runner.write_spec(run_dir, spec)
     return spec
+
+
+def _grade(
+    request: EvalRequest,
+    spec: RunSpec,
+    run_dir: Path,
+    grader: object,
+    settings: Any,
+    loaded: LoadedData,
+    notice: Callable[[str], None],
+    progress: ProgressCallback | None,
+) -> dict[str, ResultRecord]:
+    with _cassette(spec):
+        if spec.batch:
+            from grader.evaluation.batch import grade_with_batch
+
+            results = grade_with_batch(
+                run_dir,
+                grader,
+                settings,
+                loaded.items,
+                notice=notice,
+                progress=progress,
+                poll_seconds=request.poll_seconds,
+            )
+        else:
+            results = runner.grade_into(
+                run_dir,
+                grader,
+                loaded.items,
+                max_connections=spec.max_connections,
+                progress=progress,
+                model=spec.model,
+            )
+    return results
