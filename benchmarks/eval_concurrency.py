@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from grader.errors import GraderError
 from grader.evaluation import runner
 from grader.evaluation.dataset import EvalItem, load_datasets
 from grader.models import EvalRecord
@@ -107,12 +108,16 @@ def llm_run(base_url: str, connections: int, count: int) -> float:
 def offline_rate(limit: int) -> None:
     dataset = SHARED / "scientsbank_train.jsonl"
     try:
-        from grader.graders.offline import OfflineGrader
+        from grader.graders.offline import OfflineGrader  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         print("offline grader: not installed in this checkout; skipped")
         return
     loaded = load_datasets([dataset], limit=limit)
-    grader = OfflineGrader.load()
+    try:
+        grader = OfflineGrader.load()
+    except (GraderError, OSError) as exc:
+        print(f"offline grader: cannot load ({exc}); skipped")
+        return
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         runner.grade_into(Path(tmp) / "run", grader, loaded.items, max_connections=1)
