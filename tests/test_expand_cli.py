@@ -22,6 +22,18 @@ def runner() -> CliRunner:
 
 
 @pytest.fixture
+def lexical(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast lexical encoder, for tests about the CLI rather than about similarity."""
+    from grader.expand import similarity
+
+    monkeypatch.setattr(
+        similarity,
+        "load_encoder",
+        lambda notice: (similarity.LexicalEncoder(), similarity.LEXICAL_LIMITS),
+    )
+
+
+@pytest.fixture
 def deck(tmp_path: Path) -> Path:
     path = tmp_path / "mlops-pipeline.yaml"
     shutil.copy(DECKS / "mlops-pipeline.yaml", path)
@@ -78,6 +90,7 @@ def test_expand_review_check_offline(runner: CliRunner, deck: Path) -> None:
     assert not earlier & {" ".join(p["question"].split()) for p in data["proposed"]}
 
 
+@pytest.mark.usefixtures("lexical")
 def test_expand_strategy_from_and_tag(runner: CliRunner, deck: Path) -> None:
     source = load_deck(deck).deck.cards[1]  # the ML life cycle list
     result = runner.invoke(
@@ -125,6 +138,7 @@ def test_review_nothing_pending(runner: CliRunner, deck: Path) -> None:
     assert not proposals_path(deck).exists()
 
 
+@pytest.mark.usefixtures("lexical")
 def test_interactive_review_with_piped_answers(runner: CliRunner, deck: Path) -> None:
     runner.invoke(app, ["expand", str(deck), "-n", "3", "--strategy", "cloze"])
     ids = [p.id for p in load_proposals(deck).proposals]
@@ -141,6 +155,7 @@ def test_interactive_review_with_piped_answers(runner: CliRunner, deck: Path) ->
     assert store.proposals[1].reject_reason == "not useful"
 
 
+@pytest.mark.usefixtures("lexical")
 def test_regenerate_without_endpoint_says_so(runner: CliRunner, deck: Path) -> None:
     runner.invoke(app, ["expand", str(deck), "-n", "1", "--strategy", "reverse"])
     result = runner.invoke(app, ["review", str(deck)], input="g\nq\n")

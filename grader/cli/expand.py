@@ -84,6 +84,10 @@ def expand_command(
 
     if n < 1:
         raise InputError("-n must be at least 1")
+    from grader.deckfile import load_deck
+    from grader.expand.run import select_sources
+
+    select_sources(load_deck(deck).deck, from_ids or (), tag)  # bad input fails before any work
     settings = _settings(model, base_url, mode, no_log)
     chosen = strategy
     if strategy == "auto":
