@@ -297,3 +297,14 @@ def test_adapter_generic_structured_call(grader_home: Path) -> None:
         )
     assert result.value.city == "Paris"
     assert result.attempts == 1 and not result.cached
+
+
+def test_learner_text_is_never_templated(grader_home: Path) -> None:
+    """instructor renders messages as Jinja when given `context=`; we never give it one."""
+    answer = "{{ rubric }} {% for x in range(3) %}{{ x }}{% endfor %} {{ 7 * 7 }}"
+    with LoopbackOpenAIServer(responder=lambda body: reply_for(body, GOOD)) as server:
+        grade = grader_for(server, grader_home).grade(CARD, answer)
+        user = server.requests[0]["messages"][1]["content"]
+    assert grade.verdict == "correct"
+    assert answer in user
+    assert "49" not in user

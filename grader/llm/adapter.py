@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from grader.errors import LLMError
 from grader.llm.callog import CallLog, CallRecord, cache_key
+from grader.llm.context import validation_context
 from grader.models import Usage
 from grader.settings import Settings
 
@@ -135,6 +136,7 @@ class LLMClient:
             asyncio.AbstractEventLoop, tuple[AsyncInstructor, asyncio.Semaphore]
         ] = weakref.WeakKeyDictionary()
         self._schemas: dict[type[BaseModel], dict[str, Any]] = {}
+        self._wrapped: dict[type[BaseModel], type[BaseModel]] = {}
 
     @property
     def model(self) -> str:
@@ -224,6 +226,17 @@ class LLMClient:
             schema = response_model.model_json_schema()
             self._schemas[response_model] = schema
         return schema
+
+    def _instructor_model(self, response_model: type[T]) -> type[T]:
+        """`response_model` wrapped for instructor once (it would re-create the class, and its
+        JSON schema, on every call otherwise); the wrapper subclasses the model."""
+        wrapped = self._wrapped.get(response_model)
+        if wrapped is None:
+            import instructor
+
+            wrapped = instructor.openai_schema(response_model)
+            self._wrapped[response_model] = wrapped
+        return wrapped  # type: ignore[return-value]
 
     def _key(self, response_model: type[BaseModel], messages: list[Message]) -> str:
         return cache_key(
@@ -333,15 +346,16 @@ class LLMClient:
             return self._finish(**common, value=cached, usage=Usage(), attempts=None, error=None)
         attempts = _Attempts(keep_responses=self.store is not None and self.settings.log)
         try:
-            value, completion = self._sync_client().chat.completions.create_with_completion(
-                response_model=response_model,
-                messages=msgs,  # type: ignore[arg-type]
-                max_retries=self.settings.max_reasks,
-                context=context,
-                hooks=attempts.hooks,
-                model=self.settings.model,
-                **self._params(),
-            )
+            client = self._sync_client()
+            with validation_context(context):
+                value, completion = client.chat.completions.create_with_completion(
+                    response_model=self._instructor_model(response_model),
+                    messages=msgs,  # type: ignore[arg-type]
+                    max_retries=self.settings.max_reasks,
+                    hooks=attempts.hooks,
+                    model=self.settings.model,
+                    **self._params(),
+                )
         except Exception as exc:  # every failure becomes one reason line
             usage = _usage_of_failure(exc)
             return self._finish(
@@ -378,15 +392,15 @@ class LLMClient:
         attempts = _Attempts(keep_responses=self.store is not None and self.settings.log)
         try:
             async with semaphore:
-                value, completion = await client.chat.completions.create_with_completion(
-                    response_model=response_model,
-                    messages=msgs,  # type: ignore[arg-type]
-                    max_retries=self.settings.max_reasks,
-                    context=context,
-                    hooks=attempts.hooks,
-                    model=self.settings.model,
-                    **self._params(),
-                )
+                with validation_context(context):
+                    value, completion = await client.chat.completions.create_with_completion(
+                        response_model=self._instructor_model(response_model),
+                        messages=msgs,  # type: ignore[arg-type]
+                        max_retries=self.settings.max_reasks,
+                        hooks=attempts.hooks,
+                        model=self.settings.model,
+                        **self._params(),
+                    )
         except Exception as exc:
             usage = _usage_of_failure(exc)
             return self._finish(

@@ -2,7 +2,7 @@
 
 These are separate from the stored `grader.models.Grade`: the wording here is for the model, and a
 response only becomes a Grade after it validated against the card's rubric (passed as the
-validation context `{"rubric": [...]}`).
+validation context `{"rubric": [...]}`, see grader.llm.context).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
+from grader.llm.context import current_context
 from grader.models import verdict_for_score
 
 MAX_FEEDBACK_SENTENCES = 3
@@ -94,8 +95,7 @@ class GradeResponse(BaseModel):
                 f"verdict {self.verdict!r} disagrees with score {self.score:.2f}; "
                 f"a score of {self.score:.2f} means {expected!r}"
             )
-        context = info.context if isinstance(info.context, dict) else {}
-        rubric = context.get("rubric")
+        rubric = current_context(info).get("rubric")
         if rubric:
             self._check_points(list(rubric))
         return self
