@@ -65,7 +65,9 @@ class ProposedCard(BaseModel):
     @field_validator("builds_on")
     @classmethod
     def _known_ids(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        known = (info.context or {}).get("card_ids")
+        from grader.llm.context import current_context
+
+        known = current_context(info).get("card_ids")
         if known is None:
             return value
         if not value:
