@@ -171,3 +171,20 @@ def test_stats_with_no_history(deck: Path) -> None:
     result = runner.invoke(app, ["stats"])
     assert result.exit_code == 0
     assert "(no practice yet)" in result.stdout
+
+
+def test_a_grader_that_cannot_load_is_one_error_line(
+    deck: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import grader.graders.factory as factory
+
+    def broken(*args: object) -> None:
+        raise FileNotFoundError("model.safetensors is missing")
+
+    monkeypatch.setattr(factory, "make_grader", broken)
+    result = runner.invoke(app, ["practice", str(deck), "--grader", "offline"], input="q\n")
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: could not load the offline grader: model.safetensors is missing"
+    )
+    assert "Traceback" not in result.stderr

@@ -32,12 +32,18 @@ RATING_LABELS = {"again": "Again", "hard": "Hard", "good": "Good", "easy": "Easy
 
 def build_grader(kind: GraderOption, home: Path, model: str | None, base_url: str | None) -> Grader:
     """The session's grader (tests replace this function to inject a fake)."""
+    from grader.errors import GraderError
     from grader.graders.factory import make_grader
     from grader.render import notice
     from grader.settings import resolve_settings
 
     settings = resolve_settings(home, model=model, base_url=base_url)
-    return make_grader(kind, settings, home, notice)
+    try:
+        return make_grader(kind, settings, home, notice)
+    except GraderError:
+        raise
+    except Exception as exc:  # a grader that cannot load is one error line, not a traceback
+        raise GraderError(f"could not load the {kind} grader: {exc}") from None
 
 
 def humanize_delta(delta: timedelta) -> str:
