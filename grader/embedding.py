@@ -65,47 +65,21 @@ def verify_weights(path: Path, expected: str = MODEL_SHA256) -> None:
         )
 
 
-def _erf(x: FloatArray) -> FloatArray:
-    """erf via the Numerical Recipes erfc fit (fractional error < 1.2e-7): BERT's exact GELU
-    needs erf, and numpy has none."""
+def _gelu(x: FloatArray) -> FloatArray:
+    """GELU, tanh form, in place. BERT uses the erf form; numpy has no erf, and a polynomial erf
+    cost 15x more here. Measured effect on the sentence vectors: cosine distance < 2e-6."""
     import numpy as np
 
-    z = np.abs(x)
-    t = 1.0 / (1.0 + 0.5 * z)
-    poly = (
-        -z * z
-        - 1.26551223
-        + t
-        * (
-            1.00002368
-            + t
-            * (
-                0.37409196
-                + t
-                * (
-                    0.09678418
-                    + t
-                    * (
-                        -0.18628806
-                        + t
-                        * (
-                            0.27886807
-                            + t
-                            * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))
-                        )
-                    )
-                )
-            )
-        )
-    )
-    erfc = t * np.exp(poly)
-    result: FloatArray = np.where(x >= 0, 1.0 - erfc, erfc - 1.0).astype(np.float32)
-    return result
-
-
-def _gelu(x: FloatArray) -> FloatArray:
-    out: FloatArray = 0.5 * x * (1.0 + _erf(x * 0.7071067811865476))
-    return out
+    inner = x * x
+    inner *= 0.044715
+    inner += 1.0
+    inner *= x
+    inner *= 0.7978845608028654
+    np.tanh(inner, out=inner)
+    inner += 1.0
+    inner *= 0.5
+    x *= inner
+    return x
 
 
 def _layer_norm(x: FloatArray, weight: FloatArray, bias: FloatArray) -> FloatArray:
@@ -156,19 +130,22 @@ class _Layer:
         self.ln2_w = w("output.LayerNorm.weight")
         self.ln2_b = w("output.LayerNorm.bias")
 
-    def __call__(self, x: FloatArray, mask_bias: FloatArray) -> FloatArray:
-        batch, length, dim = x.shape
+    def __call__(self, x: FloatArray, mask_bias: FloatArray, batch: int) -> FloatArray:
+        """One layer over `x` of shape (batch * length, dim): dense layers run as 2-D matmuls,
+        which numpy hands to BLAS as one GEMM (a 3-D @ 2-D product loops in small GEMMs)."""
+        import numpy as np
+
+        rows, dim = x.shape
+        length = rows // batch
         head_dim = dim // _HEADS
-        qkv = x @ self.qkv_w + self.qkv_b
-        qkv = qkv.reshape(batch, length, 3, _HEADS, head_dim).transpose(2, 0, 3, 1, 4)
+        qkv = (x @ self.qkv_w + self.qkv_b).reshape(batch, length, 3, _HEADS, head_dim)
+        qkv = qkv.transpose(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         scores = (q @ k.transpose(0, 1, 3, 2)) * (1.0 / head_dim**0.5) + mask_bias
         scores -= scores.max(axis=-1, keepdims=True)
-        import numpy as np
-
         probs = np.exp(scores)
         probs /= probs.sum(axis=-1, keepdims=True)
-        context = (probs @ v).transpose(0, 2, 1, 3).reshape(batch, length, dim)
+        context = (probs @ v).transpose(0, 2, 1, 3).reshape(rows, dim)
         x = _layer_norm(context @ self.out_w + self.out_b + x, self.ln1_w, self.ln1_b)
         hidden = _gelu(x @ self.ff1_w + self.ff1_b)
         return _layer_norm(hidden @ self.ff2_w + self.ff2_b + x, self.ln2_w, self.ln2_b)
@@ -214,14 +191,14 @@ class SentenceEncoder:
     def _forward(self, ids: Any, mask: Any) -> FloatArray:
         import numpy as np
 
-        length = ids.shape[1]
+        batch, length = ids.shape
         x = self._word[ids] + self._position[:length] + self._token_type
-        x = _layer_norm(x, self._ln_w, self._ln_b)
+        x = _layer_norm(x.reshape(batch * length, DIM), self._ln_w, self._ln_b)
         mask_f = mask.astype(np.float32)
         mask_bias = ((1.0 - mask_f) * np.finfo(np.float32).min)[:, None, None, :]
         for layer in self._layers:
-            x = layer(x, mask_bias)
-        summed = (x * mask_f[:, :, None]).sum(axis=1)
+            x = layer(x, mask_bias, batch)
+        summed = (x.reshape(batch, length, DIM) * mask_f[:, :, None]).sum(axis=1)
         pooled = summed / np.clip(mask_f.sum(axis=1, keepdims=True), 1e-9, None)
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         out: FloatArray = (pooled / np.clip(norms, 1e-12, None)).astype(np.float32)

@@ -1,0 +1,175 @@
+"""The offline grader: embeddings, rubric coverage and contradiction cues, calibrated on humans.
+
+No network, no key. Every answer in a batch is encoded in one pass; a calibrated logistic model
+(`grader/data/offline_calibration.json`, fitted by `python -m grader.calibration fit`) turns the
+features into a score, and the verdict follows from the score.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from grader.calibration import (
+    CALIBRATION_FILE,
+    Calibration,
+    calibration_hash,
+    load_calibration,
+)
+from grader.embedding import MODEL_NAME, SentenceEncoder
+from grader.errors import ModelNotInstalledError
+from grader.models import Card, Grade, GradeEvidence, PointResult, PointStatus, verdict_for_score
+from grader.offline_features import FEATURE_NAMES, AnswerDetail, CardText, card_text
+from grader.offline_scoring import Scored, combine, compute_features, final_score
+from grader.rubric import rubric_for
+
+QUESTION_COPY_CAP = 0.2
+"""Highest score for an answer that only restates the question."""
+_QUOTE_CHARS = 80
+
+
+class OfflineGrader:
+    """Grades with the embedded all-MiniLM-L6-v2 model and the shipped calibration."""
+
+    kind = "offline"
+
+    def __init__(
+        self, encoder: SentenceEncoder, calibration: Calibration, calibration_id: str
+    ) -> None:
+        if tuple(calibration.features) != FEATURE_NAMES:
+            raise ModelNotInstalledError(
+                "offline calibration does not match this version's features; "
+                "refit with: python -m grader.calibration fit"
+            )
+        self._encoder = encoder
+        self._calibration = calibration
+        self._calibration_id = calibration_id
+
+    @classmethod
+    def load(cls, calibration_path: Path = CALIBRATION_FILE) -> OfflineGrader:
+        """Load the (checksum-verified) embedding model and the calibration."""
+        return cls(
+            SentenceEncoder.load(),
+            load_calibration(calibration_path),
+            calibration_hash(calibration_path),
+        )
+
+    def grade(self, card: Card, answer: str) -> Grade:
+        return self.grade_many([(card, answer)])[0]
+
+    def grade_many(self, items: Sequence[tuple[Card, str]]) -> list[Grade]:
+        if not items:
+            return []
+        started = time.perf_counter()
+        texts: dict[int, CardText] = {}
+        prepared: list[tuple[CardText, str]] = []
+        for card, answer in items:
+            key = id(card)
+            if key not in texts:
+                texts[key] = card_text(card.question, card.answer, card.footnote, rubric_for(card))
+            prepared.append((texts[key], answer))
+        try:
+            scored = combine(self._calibration, compute_features(self._encoder.encode, prepared))
+        except Exception as exc:  # a grading failure is `ungraded`, never `incorrect`
+            latency = (time.perf_counter() - started) * 1000 / len(items)
+            return [
+                Grade.ungraded(
+                    f"offline grader failed: {type(exc).__name__}: {exc}", self._evidence(latency)
+                )
+                for _ in items
+            ]
+        latency = (time.perf_counter() - started) * 1000 / len(items)
+        return [
+            self._grade(card, result, latency)
+            for (card, _), result in zip(prepared, scored, strict=True)
+        ]
+
+    def _evidence(self, latency_ms: float) -> GradeEvidence:
+        return GradeEvidence(
+            grader="offline",
+            model=MODEL_NAME,
+            prompt_hash=self._calibration_id,
+            latency_ms=round(latency_ms, 3),
+            attempts=1,
+        )
+
+    def _grade(self, card: CardText, result: Scored, latency: float) -> Grade:
+        detail = result.detail
+        score, point_scores = final_score(self._calibration, result)
+        if len(point_scores) != len(card.points):
+            point_scores = point_scores[:1] * len(card.points)
+        if not detail.answer:
+            score = 0.0
+        elif detail.copies_question:
+            score = min(score, QUESTION_COPY_CAP)
+        score = round(min(1.0, max(0.0, score)), 4)
+        verdict = verdict_for_score(score)
+        points = [
+            _point_result(point, point_score, cover, chunk)
+            for point, point_score, cover, chunk in zip(
+                card.points, point_scores, detail.point_cover, detail.point_chunk, strict=True
+            )
+        ]
+        misconceptions = detail.contradictions if verdict != "correct" else []
+        return Grade(
+            score=score,
+            verdict=verdict,
+            key_points=points,
+            misconceptions=list(misconceptions),
+            feedback=_feedback(verdict, points, detail, bool(misconceptions)),
+            evidence=self._evidence(latency),
+        )
+
+
+def _point_result(point: str, score: float, cover: float, chunk: str) -> PointResult:
+    """A point's status follows its own calibrated score, on the same thresholds as the grade."""
+    if not chunk:
+        return PointResult(point=point, status="missed", evidence="no answer")
+    verdict = verdict_for_score(score)
+    status: PointStatus = {"correct": "hit", "partial": "partial"}.get(verdict, "missed")  # type: ignore[assignment]
+    quote = chunk if len(chunk) <= _QUOTE_CHARS else chunk[: _QUOTE_CHARS - 1] + "…"
+    return PointResult(
+        point=point,
+        status=status,
+        evidence=f"closest part of the answer: \u201c{quote}\u201d (similarity {cover:.2f})",
+    )
+
+
+def _feedback(
+    verdict: str, points: list[PointResult], detail: AnswerDetail, contradicts: bool
+) -> str:
+    """One to three sentences for the learner, built from the rubric only (never from the
+    learner's own text)."""
+    missed = [p.point for p in points if p.status != "hit"]
+    hit = [p for p in points if p.status == "hit"]
+    sentences: list[str] = []
+    if not detail.answer:
+        sentences.append("No answer given.")
+        if detail.removed_meta:
+            sentences.append("Instructions to the grader are ignored; only the content is graded.")
+        sentences.append(f"The key idea: {points[0].point}." if points else "")
+    elif verdict == "correct":
+        sentences.append("Correct.")
+        sentences.append(
+            f"For a complete answer, also mention: {missed[0]}."
+            if missed
+            else "You covered the key points."
+        )
+    elif verdict == "partial":
+        sentences.append(f"Partly right: you covered {len(hit)} of {len(points)} key points.")
+        if contradicts:
+            sentences.append("Part of your answer contradicts the reference.")
+        if missed:
+            sentences.append(f"Missing: {missed[0]}.")
+    else:
+        sentences.append("Not quite.")
+        if detail.copies_question:
+            sentences.append("Restating the question earns no credit.")
+        elif contradicts:
+            sentences.append("Your answer contradicts the reference.")
+        if missed:
+            sentences.append(f"The answer needs: {missed[0]}.")
+    if detail.removed_meta and detail.answer:
+        sentences.insert(1, "Instructions to the grader are ignored; only the content is graded.")
+    return " ".join(s for s in sentences[:3] if s).replace("..", ".")

@@ -1,0 +1,438 @@
+"""Features the offline grader scores an answer with, computed for many answers at once.
+
+Semantic similarity (answer vs reference, reference + footnote, and question), rubric key-point
+coverage (each point vs the answer's sentences and clauses, by embedding and by word overlap),
+negation and antonym cues that signal a contradiction, and length / question-copy sanity.
+
+Learner text is data: sentences that address the grader (instructions, fake system messages,
+self-assigned scores, closing delimiters) are removed before anything is measured, so they can
+neither earn nor cost credit.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from grader.rubric import list_items, plain
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Matrix = npt.NDArray[np.float32]
+    Features = npt.NDArray[np.float64]
+
+Encode = Callable[[Sequence[str]], "Matrix"]
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "sim_ref",
+    "sim_question",
+    "sim_gain",
+    "cov_mean",
+    "cov_min",
+    "cov_max",
+    "lex_recall",
+    "lex_point_mean",
+    "lex_precision",
+    "question_only",
+    "log_len_ratio",
+    "very_short",
+    "neg_mismatch",
+    "neg_mismatch_x_sim",
+    "antonym_flip",
+    "antonym_flip_x_sim",
+    "negation_flip",
+)
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_SPLIT_SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+|\s+-\s+|\s*•\s*")
+_SPLIT_CLAUSES = re.compile(r",\s+|\s+(?:and|but|because|so|while|whereas)\s+")
+_NEGATION = re.compile(
+    r"\b(?:not|no|never|none|nothing|nobody|neither|nor|cannot|without|"
+    r"isn't|aren't|wasn't|weren't|don't|doesn't|didn't|won't|can't|couldn't|shouldn't|"
+    r"wouldn't|hasn't|haven't|hadn't|mustn't|unable|lack|lacks)\b|n't\b"
+)
+_NEGATION_WORDS = frozenset(
+    [
+        "not",
+        "no",
+        "never",
+        "none",
+        "nothing",
+        "nobody",
+        "neither",
+        "nor",
+        "cannot",
+        "without",
+        "unable",
+        "lack",
+        "lacks",
+        "t",
+    ]
+)
+NEGATION_FLIP_RECALL = 0.5
+"""A negation flip: polarity differs, every answer word is a reference word, and at least this
+share of the reference's words recur. Measured on the training data: 34% of such answers were
+graded correct, against 49% overall; looser overlap rules were no signal at all."""
+_MAX_CHUNKS = 12
+_MIN_CLAUSE_WORDS = 3
+
+_STOPWORD_TEXT = """a an the of to in on at by for from with and or but if then than that this
+    these those it its
+    is are was were be been being am do does did doing have has had having will would shall should
+    can could may might must i you he she we they me him her us them my your his our their what
+    which who whom whose when where why how as so such there here also just only very too into
+    about over under again further once all any both each few more most other some own same s t
+    because while up down out off yes ok well like get gets got one thing things way"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+# Pairs whose swap flips a claim. Matched on stems, both directions.
+ANTONYMS: tuple[tuple[str, str], ...] = (
+    ("increas", "decreas"),
+    ("increas", "reduc"),
+    ("more", "less"),
+    ("more", "fewer"),
+    ("higher", "lower"),
+    ("high", "low"),
+    ("larger", "smaller"),
+    ("bigger", "smaller"),
+    ("large", "small"),
+    ("open", "clos"),
+    ("true", "false"),
+    ("positiv", "negativ"),
+    ("before", "after"),
+    ("same", "different"),
+    ("always", "never"),
+    ("connect", "separat"),
+    ("connect", "disconnect"),
+    ("series", "parallel"),
+    ("add", "remov"),
+    ("start", "stop"),
+    ("input", "output"),
+    ("online", "offline"),
+    ("supervis", "unsupervis"),
+    ("overfit", "underfit"),
+    ("static", "dynamic"),
+    ("manual", "automat"),
+    ("synchronous", "asynchronous"),
+    ("upstream", "downstream"),
+    ("fast", "slow"),
+    ("faster", "slower"),
+    ("cheap", "expensiv"),
+    ("gain", "los"),
+    ("attract", "repel"),
+    ("conductor", "insulator"),
+    ("complet", "incomplet"),
+    ("valid", "invalid"),
+    ("correct", "incorrect"),
+    ("stabl", "unstabl"),
+    ("accurat", "inaccurat"),
+    ("rais", "lower"),
+    ("maximiz", "minimiz"),
+    ("maximum", "minimum"),
+    ("inside", "outside"),
+    ("push", "pull"),
+    ("hot", "cold"),
+    ("warm", "cool"),
+    ("first", "last"),
+    ("earlier", "later"),
+    ("allow", "prevent"),
+    ("enabl", "disabl"),
+    ("includ", "exclud"),
+    ("accept", "reject"),
+)
+
+# A sentence in the answer that talks to the grader instead of answering: removed before grading.
+META = re.compile(
+    r"(?i)"
+    r"\b(?:ignor\w*|disregard\w*|forget|overrid\w*|bypass)\b.{0,60}"
+    r"\b(?:instruction|prompt|rubric|rule|previous|prior|above|earlier|guideline|vorherig|anweisung)"
+    r"|\b(?:full|maximum|max|perfect|top)\s+(?:marks?|scores?|points?|credit|grade)"
+    r"|\b(?:mark|grade|score|rate|award|give)\s+(?:this|me|my|it|the\s+(?:student|learner))\b"
+    r".{0,40}\b(?:correct|full|1(?:\.0+)?|100|right|perfect|10|5|points?|marks?|score|credit)\b"
+    r"|\b(?:system|assistant|developer|grader|evaluator|admin)\s*(?:message|prompt|note|override)?\s*:"
+    r"|\bas\s+(?:the|an?|your)\s+(?:grader|evaluator|examiner|ai|assistant|teacher|model)\b"
+    r"|\byou\s+(?:are|must|should|will|have\s+to)\b.{0,40}"
+    r"\b(?:grade|score|mark|award|give|output|return|pretend)\b"
+    r"|\b(?:this|my|the)\s+(?:answer|response)\s+(?:is|was|should\s+be|deserves|must\s+be)\s+"
+    r"(?:graded\s+|marked\s+|scored\s+)?(?:as\s+)?(?:correct|right|perfect|excellent|full|complete)"
+    r"|\b(?:grader|grading|rubric|key\s+points?|reference\s+answer|the\s+answer\s+above)\b"
+    r"|\bscore\s*(?:of\s*)?\d"
+    r"|\bverdict\b|\"?\bscore\"?\s*[:=]\s*[\d\"']|\bfeedback\"?\s*:"
+    r"|\bnew\s+instructions?\b|\bend\s+of\s+(?:the\s+)?(?:student\s+)?(?:answer|input)\b"
+    r"|</?\s*[\w-]*(?:answer|system|user|assistant|instruction|rubric|data|input|grade)[^>]*>"
+    r"|<\|[a-z_]+\|>|\[/?inst\]|^\s*#{2,}\s*(?:system|instruction|assistant)"
+    r"|\bignorez\b|\bignoriere\w*\b|\bignora\w*\b|忽略|無視|игнорир\w*"
+    r"|\bpunt(?:uaci[oó]n|eggio)\b|\bvolle\s+punktzahl\b|\bnote\s+maximale\b"
+)
+_JSON_OBJECT = re.compile(r"\{[^{}]*\}")
+
+
+@dataclass(frozen=True)
+class CardText:
+    """The parts of a card the features compare an answer with."""
+
+    question: str
+    reference: str
+    footnote: str
+    points: tuple[str, ...]
+
+
+@dataclass
+class AnswerDetail:
+    """Per-answer intermediate results the grader turns into key points and feedback."""
+
+    answer: str
+    """The answer as graded (meta sentences removed)."""
+    removed_meta: bool
+    """True when sentences addressed to the grader were removed."""
+    point_cover: list[float] = field(default_factory=list)
+    """Per rubric point: best cosine between the point and an answer chunk."""
+    point_lexical: list[float] = field(default_factory=list)
+    """Per rubric point: share of the point's content words found in the answer."""
+    point_chunk: list[str] = field(default_factory=list)
+    """Per rubric point: the answer chunk that matched it best."""
+    contradictions: list[str] = field(default_factory=list)
+    """Human-readable contradiction cues."""
+    copies_question: bool = False
+    reproduces_reference: bool = False
+    """The answer's content words are exactly the reference's."""
+    polarity: str | None = None
+    """For a true/false or yes/no reference: "same" or "flipped" when the answer opens with one."""
+
+
+def stem(word: str) -> str:
+    """A crude suffix-stripping stem: enough to match `separated`/`separates`/`separate`."""
+    for suffix in ("ations", "ation", "ings", "ing", "ies", "ied", "es", "ed", "ly", "s", "e"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def content_stems(text: str) -> list[str]:
+    return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+
+
+def has_negation(text: str) -> bool:
+    return _NEGATION.search(text.lower()) is not None
+
+
+def strip_meta(answer: str) -> tuple[str, bool]:
+    """The answer without sentences or JSON fragments addressed to the grader."""
+    import unicodedata
+
+    normalised = unicodedata.normalize("NFKC", answer).replace("```", " ")
+    text = _JSON_OBJECT.sub(
+        lambda m: " " if META.search(m.group(0)) or '"' in m.group(0) else m.group(0), normalised
+    )
+    kept: list[str] = []
+    removed = text != normalised
+    for line in text.splitlines():
+        pieces = re.split(r"(?<=[.!?])\s+|\s+(?=\()", line)
+        good = [p for p in pieces if p.strip() and not META.search(p)]
+        removed = removed or len(good) != len([p for p in pieces if p.strip()])
+        if good:
+            kept.append(" ".join(good))
+    return "\n".join(kept).strip(), removed
+
+
+def card_text(question: str, answer: str, footnote: str | None, points: Sequence[str]) -> CardText:
+    items = list_items(answer)
+    reference = "; ".join(items) if items else plain(answer)
+    return CardText(
+        question=plain(question),
+        reference=reference,
+        footnote=plain(footnote or ""),
+        points=tuple(points) or (reference,),
+    )
+
+
+def answer_chunks(answer: str) -> list[str]:
+    """The answer, its sentences / list items, and their clauses (deduplicated, capped)."""
+    chunks: list[str] = [answer]
+    for sentence in _SPLIT_SENTENCES.split(answer):
+        sentence = sentence.strip(" -*.;")
+        if not sentence:
+            continue
+        chunks.append(sentence)
+        clauses = [c.strip() for c in _SPLIT_CLAUSES.split(sentence)]
+        if len(clauses) > 1:
+            chunks.extend(c for c in clauses if len(c.split()) >= _MIN_CLAUSE_WORDS)
+    unique = list(dict.fromkeys(c for c in chunks if c))
+    return unique[:_MAX_CHUNKS]
+
+
+def _antonym_flips(reference: set[str], answer: set[str]) -> list[tuple[str, str]]:
+    flips: list[tuple[str, str]] = []
+    for a, b in ANTONYMS:
+        for said, meant in ((a, b), (b, a)):
+            if (
+                said in answer
+                and meant in reference
+                and said not in reference
+                and meant not in answer
+            ):
+                flips.append((said, meant))
+    return flips
+
+
+_POLAR = {"true": "false", "false": "true", "yes": "no", "no": "yes"}
+
+
+def _polarity(reference: str, answer: str) -> str | None:
+    expected = _WORD.findall(reference.lower())
+    given = _WORD.findall(answer.lower())
+    if len(expected) != 1 or expected[0] not in _POLAR or not given:
+        return None
+    if given[0] == expected[0]:
+        return "same"
+    return "flipped" if given[0] == _POLAR[expected[0]] else None
+
+
+def _surface(stem_: str, text: str) -> str:
+    """The first word in `text` with stem `stem_` (for messages)."""
+    return next((w for w in _WORD.findall(text.lower()) if stem(w) == stem_), stem_)
+
+
+def featurize(
+    encode: Encode, items: Sequence[tuple[CardText, str]]
+) -> tuple[Features, list[AnswerDetail]]:
+    """Feature matrix (len(items), len(FEATURE_NAMES)) and per-answer details, batched: every text
+    is encoded in one call."""
+    import numpy as np
+
+    cleaned = [strip_meta(answer) for _, answer in items]
+    chunk_lists = [answer_chunks(text) if text else [] for text, _ in cleaned]
+    texts: list[str] = []
+    for (card, _), chunks in zip(items, chunk_lists, strict=True):
+        texts.append(card.question)
+        texts.append(card.reference)
+        if card.footnote:
+            texts.append(card.reference + " " + card.footnote)
+        texts.extend(card.points)
+        texts.extend(chunks)
+    unique = list(dict.fromkeys(texts))
+    index = {text: i for i, text in enumerate(unique)}
+    vectors = encode(unique) if unique else np.zeros((0, 384), dtype=np.float32)
+
+    features = np.zeros((len(items), len(FEATURE_NAMES)), dtype=np.float64)
+    details: list[AnswerDetail] = []
+    for row, ((card, _), (answer, removed), chunks) in enumerate(
+        zip(items, cleaned, chunk_lists, strict=True)
+    ):
+        detail = AnswerDetail(answer=answer, removed_meta=removed)
+        details.append(detail)
+        if not answer:
+            detail.point_cover = [0.0] * len(card.points)
+            detail.point_lexical = [0.0] * len(card.points)
+            detail.point_chunk = [""] * len(card.points)
+            features[row] = _empty_features()
+            continue
+        features[row] = _features_for(card, answer, chunks, vectors, index, detail)
+    return features, details
+
+
+def _empty_features() -> list[float]:
+    values = dict.fromkeys(FEATURE_NAMES, 0.0)
+    values["log_len_ratio"] = -3.0
+    values["very_short"] = 1.0
+    return [values[name] for name in FEATURE_NAMES]
+
+
+def _features_for(
+    card: CardText,
+    answer: str,
+    chunks: list[str],
+    vectors: Matrix,
+    index: dict[str, int],
+    detail: AnswerDetail,
+) -> list[float]:
+    import math
+
+    import numpy as np
+
+    answer_vec = vectors[index[chunks[0]]]
+    chunk_vecs = vectors[[index[c] for c in chunks]]
+    sim_ref = float(answer_vec @ vectors[index[card.reference]])
+    if card.footnote:
+        sim_ref = max(
+            sim_ref, float(answer_vec @ vectors[index[card.reference + " " + card.footnote]])
+        )
+    sim_question = float(answer_vec @ vectors[index[card.question]])
+
+    point_vecs = vectors[[index[p] for p in card.points]]
+    cover = point_vecs @ chunk_vecs.T
+    best = cover.argmax(axis=1)
+    detail.point_cover = [float(v) for v in cover.max(axis=1)]
+    detail.point_chunk = [chunks[int(i)] for i in best]
+
+    answer_stems = content_stems(answer)
+    answer_set = set(answer_stems)
+    reference_set = set(content_stems(card.reference))
+    question_set = set(content_stems(card.question))
+    lexical: list[float] = []
+    for point in card.points:
+        stems = set(content_stems(point))
+        lexical.append(len(stems & answer_set) / len(stems) if stems else 0.0)
+    detail.point_lexical = lexical
+    lex_recall = len(reference_set & answer_set) / len(reference_set) if reference_set else 0.0
+    lex_precision = (
+        len(answer_set & (reference_set | question_set)) / len(answer_set) if answer_set else 0.0
+    )
+    question_only = (
+        len(answer_set & (question_set - reference_set)) / len(answer_set) if answer_set else 0.0
+    )
+    detail.copies_question = (
+        bool(answer_set) and answer_set <= question_set and not (answer_set & reference_set)
+    )
+    detail.reproduces_reference = bool(answer_set) and answer_set == reference_set
+    detail.polarity = _polarity(card.reference, answer)
+
+    neg_answer = has_negation(answer)
+    neg_reference = has_negation(card.reference)
+    neg_mismatch = float(neg_answer != neg_reference)
+    if neg_mismatch:
+        idx = int(np.argmax(detail.point_cover))
+        detail.contradictions.append(
+            f"Your answer {'negates' if neg_answer else 'drops the negation in'} "
+            f"the point: {card.points[idx]}"
+        )
+    plain_answer = answer_set - _NEGATION_WORDS
+    plain_reference = reference_set - _NEGATION_WORDS
+    negation_flip = float(
+        bool(neg_mismatch and plain_answer and plain_reference)
+        and plain_answer <= plain_reference
+        and len(plain_answer) / len(plain_reference) >= NEGATION_FLIP_RECALL
+    )
+    flips = _antonym_flips(reference_set, answer_set)
+    for said, meant in flips[:2]:
+        detail.contradictions.append(
+            f"Your answer says '{_surface(said, answer)}' where the reference says "
+            f"'{_surface(meant, card.reference)}'."
+        )
+    flip = float(bool(flips))
+    length_answer = len(_WORD.findall(answer.lower()))
+    length_reference = len(_WORD.findall(card.reference.lower()))
+    values = {
+        "sim_ref": sim_ref,
+        "sim_question": sim_question,
+        "sim_gain": sim_ref - sim_question,
+        "cov_mean": float(np.mean(detail.point_cover)),
+        "cov_min": float(np.min(detail.point_cover)),
+        "cov_max": float(np.max(detail.point_cover)),
+        "lex_recall": lex_recall,
+        "lex_point_mean": float(np.mean(lexical)) if lexical else 0.0,
+        "lex_precision": lex_precision,
+        "question_only": question_only,
+        "log_len_ratio": math.log((length_answer + 1) / (length_reference + 1)),
+        "very_short": float(len(answer_stems) <= 1),
+        "neg_mismatch": neg_mismatch,
+        "neg_mismatch_x_sim": neg_mismatch * sim_ref,
+        "antonym_flip": flip,
+        "antonym_flip_x_sim": flip * sim_ref,
+        "negation_flip": negation_flip,
+    }
+    return [values[name] for name in FEATURE_NAMES]

@@ -1,0 +1,145 @@
+"""From features to probabilities: the whole answer and each rubric point, plus contradiction caps.
+
+Shared by the offline grader and by cross-validation, so the figures measure what ships. A rubric
+with several key points is scored point by point (each point treated as a reference of its own):
+the answer's probability is the lower of the whole-answer probability and the mean over points,
+so naming one of three phases cannot pass for naming all three. An answer that repeats the
+reference's words with a negation flipped is capped below `partial` (see `negation_flip`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from grader.offline_features import (
+    FEATURE_NAMES,
+    AnswerDetail,
+    CardText,
+    Encode,
+    featurize,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from grader.calibration import Calibration
+
+    Features = npt.NDArray[np.float64]
+
+CONTRADICTION_CAP = 0.6
+"""A direct contradiction's probability is capped at this fraction of the partial cut point."""
+
+POINT_MIN_COVER = 0.6
+"""A key point no part of the answer matches this closely (cosine), sharing no word with it
+either, is not covered, whatever the model says: single-word points are outside the training
+data and the model's probability for them sits mid-range."""
+
+_FLIP = FEATURE_NAMES.index("negation_flip")
+
+
+@dataclass
+class Scored:
+    """One answer's probabilities and details."""
+
+    probability: float
+    """Combined probability (before the score map)."""
+    point_probabilities: list[float]
+    """Per rubric point (one entry, the whole answer's, for a single-point rubric)."""
+    detail: AnswerDetail
+    contradiction: bool
+
+
+@dataclass
+class FeatureSet:
+    """Features of each answer against its whole reference and against each rubric point."""
+
+    whole: Features
+    points: Features
+    """Rows of per-point features; `spans[i]` gives answer i's rows."""
+    spans: list[tuple[int, int]]
+    details: list[AnswerDetail]
+
+
+def compute_features(encode: Encode, items: Sequence[tuple[CardText, str]]) -> FeatureSet:
+    """Whole-answer and per-point features for every item, with one encoder call."""
+    import numpy as np
+
+    expanded: list[tuple[CardText, str]] = list(items)
+    spans: list[tuple[int, int]] = []
+    for card, answer in items:
+        start = len(expanded) - len(items)
+        if len(card.points) > 1:
+            for point in card.points:
+                expanded.append((CardText(card.question, point, "", (point,)), answer))
+        spans.append((start, len(expanded) - len(items)))
+    features, details = featurize(encode, expanded)
+    n = len(items)
+    points = features[n:] if len(expanded) > n else np.zeros((0, len(FEATURE_NAMES)))
+    return FeatureSet(whole=features[:n], points=points, spans=spans, details=details[:n])
+
+
+def is_contradiction(row: Features) -> bool:
+    return bool(row[_FLIP] > 0)
+
+
+def combine(calibration: Calibration, features: FeatureSet) -> list[Scored]:
+    """Combined probability per answer."""
+    cap = CONTRADICTION_CAP * calibration.partial_cut
+    whole = calibration.probability(features.whole)
+    points = calibration.probability(features.points) if len(features.points) else features.points
+    results: list[Scored] = []
+    for i, (start, end) in enumerate(features.spans):
+        p_whole = float(whole[i])
+        contradiction = is_contradiction(features.whole[i])
+        if end > start:
+            per_point = [float(p) for p in points[start:end]]
+            point_contradiction = [is_contradiction(r) for r in features.points[start:end]]
+            detail = features.details[i]
+            unsupported = [
+                cover < POINT_MIN_COVER and lexical == 0.0
+                for cover, lexical in zip(detail.point_cover, detail.point_lexical, strict=True)
+            ]
+            per_point = [
+                min(p, cap) if contradicted or alone else p
+                for p, contradicted, alone in zip(
+                    per_point, point_contradiction, unsupported, strict=True
+                )
+            ]
+            probability = min(p_whole, sum(per_point) / len(per_point))
+        else:
+            per_point = [p_whole]
+            probability = p_whole
+        if contradiction:
+            probability = min(probability, cap)
+            per_point = [min(p, cap) for p in per_point]
+        results.append(Scored(probability, per_point, features.details[i], contradiction))
+    return results
+
+
+def point_credit(score: float) -> float:
+    """A key point's credit from its own score: hit 1, partial 0.5, missed 0."""
+    from grader.models import verdict_for_score
+
+    return {"correct": 1.0, "partial": 0.5}.get(verdict_for_score(score), 0.0)
+
+
+def final_score(calibration: Calibration, scored: Scored) -> tuple[float, list[float]]:
+    """The answer's score and its points' scores. With several key points the score is at most
+    the rubric coverage (hit 1, partial 0.5, missed 0, averaged): probabilities of uncovered
+    points sit mid-range, so a mean of them alone would over-credit naming one point of three."""
+    import numpy as np
+
+    score = float(calibration.score(np.array([scored.probability]))[0])
+    points = [float(v) for v in calibration.score(np.array(scored.point_probabilities))]
+    if len(points) > 1:
+        coverage = sum(point_credit(p) for p in points) / len(points)
+        score = min(score, coverage)
+    detail = scored.detail
+    if detail.polarity == "flipped":
+        score, points = 0.0, [0.0] * len(points)
+    elif detail.polarity == "same" or detail.reproduces_reference:
+        score, points = max(score, 1.0), [max(p, 1.0) for p in points]
+    return score, points
