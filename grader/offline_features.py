@@ -1,7 +1,7 @@
 """Features the offline grader scores an answer with, computed for many answers at once.
 
 Semantic similarity (answer vs reference, reference + footnote, and question), rubric key-point
-coverage (each point vs the answer's sentences and clauses, by embedding and by word overlap),
+coverage (each point vs the answer and its sentences, by embedding and by word overlap),
 negation and antonym cues that signal a contradiction, and length / question-copy sanity.
 
 Learner text is data: sentences that address the grader (instructions, fake system messages,
@@ -49,7 +49,6 @@ FEATURE_NAMES: tuple[str, ...] = (
 
 _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _SPLIT_SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+|\s+-\s+|\s*•\s*")
-_SPLIT_CLAUSES = re.compile(r",\s+|\s+(?:and|but|because|so|while|whereas)\s+")
 _NEGATION = re.compile(
     r"\b(?:not|no|never|none|nothing|nobody|neither|nor|cannot|without|"
     r"isn't|aren't|wasn't|weren't|don't|doesn't|didn't|won't|can't|couldn't|shouldn't|"
@@ -78,7 +77,6 @@ NEGATION_FLIP_RECALL = 0.5
 share of the reference's words recur. Measured on the training data: 34% of such answers were
 graded correct, against 49% overall; looser overlap rules were no signal at all."""
 _MAX_CHUNKS = 12
-_MIN_CLAUSE_WORDS = 3
 
 _STOPWORD_TEXT = """a an the of to in on at by for from with and or but if then than that this
     these those it its
@@ -251,18 +249,15 @@ def card_text(question: str, answer: str, footnote: str | None, points: Sequence
 
 
 def answer_chunks(answer: str) -> list[str]:
-    """The answer, its sentences / list items, and their clauses (deduplicated, capped)."""
-    chunks: list[str] = [answer]
-    for sentence in _SPLIT_SENTENCES.split(answer):
-        sentence = sentence.strip(" -*.;")
-        if not sentence:
-            continue
-        chunks.append(sentence)
-        clauses = [c.strip() for c in _SPLIT_CLAUSES.split(sentence)]
-        if len(clauses) > 1:
-            chunks.extend(c for c in clauses if len(c.split()) >= _MIN_CLAUSE_WORDS)
-    unique = list(dict.fromkeys(c for c in chunks if c))
-    return unique[:_MAX_CHUNKS]
+    """The answer, then its sentences / list items when it has several (deduplicated, capped).
+
+    Clauses were tried as chunks too: they cost a third of batch throughput and moved the
+    cross-validated figures by less than 0.01.
+    """
+    sentences = [s.strip(" -*.;") for s in _SPLIT_SENTENCES.split(answer)]
+    sentences = [s for s in sentences if s]
+    chunks = [answer, *sentences] if len(sentences) > 1 else [answer]
+    return list(dict.fromkeys(chunks))[:_MAX_CHUNKS]
 
 
 def _antonym_flips(reference: set[str], answer: set[str]) -> list[tuple[str, str]]:

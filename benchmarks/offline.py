@@ -1,0 +1,114 @@
+"""Offline-grader speed: `grader --help`, a fresh-process `grader grade`, warm grades, batch rate.
+
+    .venv/bin/python benchmarks/offline.py [--runs 5] [--batch 400]
+
+Prints what it measured; asserts nothing (the machine is shared, times vary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+GRADER = str(Path(sys.executable).parent / "grader")
+DATA = REPO.parent / "shared" / "data" / "scientsbank_train.jsonl"
+
+
+def _fresh(argv: list[str], runs: int, env: dict[str, str]) -> float:
+    times: list[float] = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(argv, check=True, capture_output=True, env=env, cwd=REPO)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=400)
+    args = parser.parse_args()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env["GRADER_HOME"] = tempfile.mkdtemp(prefix="grader-bench-")
+
+    help_s = _fresh([GRADER, "--help"], args.runs, env)
+    print(f"grader --help, fresh process, median of {args.runs}: {help_s * 1000:.0f} ms")
+    grade_argv = [
+        GRADER,
+        "grade",
+        "decks/mlops-foundations.yaml",
+        "cd14a35d890",
+        "Design, development and operations",
+        "--grader",
+        "offline",
+    ]
+    grade_s = _fresh(grade_argv, args.runs, env)
+    print(
+        f"grader grade --grader offline, fresh process, median of {args.runs}: "
+        f"{grade_s * 1000:.0f} ms"
+    )
+
+    from grader.deckfile import load_deck
+    from grader.graders.offline import OfflineGrader
+    from grader.models import Card
+
+    started = time.perf_counter()
+    grader = OfflineGrader.load()
+    print(f"OfflineGrader.load() in process: {(time.perf_counter() - started) * 1000:.0f} ms")
+    deck = load_deck(REPO / "decks" / "mlops-pipeline.yaml").deck
+    answers = ["It tracks experiments and versions", "monitoring and retraining", "no idea"]
+    first: list[float] = []
+    warm: list[float] = []
+    for i, card in enumerate(deck.cards[:30]):
+        for bucket, answer in ((first, f"{answers[i % 3]} {i}"), (warm, f"{answers[i % 3]} {i}!")):
+            started = time.perf_counter()
+            grader.grade(card, answer)
+            bucket.append((time.perf_counter() - started) * 1000)
+    print(
+        f"warm process, first grade of a card (card texts encoded too), median of {len(first)}: "
+        f"{statistics.median(first):.1f} ms"
+    )
+    print(
+        f"warm process, card seen before, new answer, median of {len(warm)}: "
+        f"{statistics.median(warm):.1f} ms"
+    )
+
+    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
+    random.Random(0).shuffle(rows)
+    rows = rows[: args.batch]
+    cards: dict[str, Card] = {}
+    items = []
+    for row in rows:
+        qid = row["question_id"]
+        if qid not in cards:
+            cards[qid] = Card(id=qid, question=row["question"], answer=row["reference_answer"])
+        items.append((cards[qid], row["student_answer"]))
+    batch_grader = OfflineGrader.load()
+    started = time.perf_counter()
+    batch_grader.grade_many(items)
+    elapsed = time.perf_counter() - started
+    print(
+        f"grade_many over {len(items)} answers to {len(cards)} questions ({DATA.name}), "
+        f"cold encoder cache: {len(items) / elapsed:.0f} answers/s"
+    )
+    fresh_answers = [(card, answer + " indeed") for card, answer in items]
+    started = time.perf_counter()
+    batch_grader.grade_many(fresh_answers)
+    elapsed = time.perf_counter() - started
+    print(
+        f"grade_many over {len(items)} new answers to the same (already encoded) cards: "
+        f"{len(items) / elapsed:.0f} answers/s"
+    )
+
+
+if __name__ == "__main__":
+    main()
