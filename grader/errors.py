@@ -8,7 +8,7 @@ class GraderError(Exception):
 
 
 class InputError(GraderError):
-    """Bad input: a file, a line or a field the user supplied. Message names `file:line` or field."""
+    """Bad input in a file, a line or a field the user supplied; the message names where."""
 
     def __init__(self, message: str, *, path: object | None = None, line: int | None = None):
         where = ""

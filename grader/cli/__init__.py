@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
 import typer
+from typer._click.core import Context
 from typer.core import TyperGroup
 
 from grader.errors import GraderError
@@ -15,7 +15,7 @@ from grader.exitcodes import ExitCode
 class _ErrorMappingGroup(TyperGroup):
     """Turns GraderError into one stderr line and an exit code; Ctrl-C into 130."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Context) -> Any:
         from grader.render import error_line
 
         try:
@@ -41,7 +41,7 @@ def build_app() -> typer.Typer:
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         add_completion=False,
-        help="Grade free-text flashcard answers, practise with FSRS, grow decks with reviewed cards.",
+        help="Grade free-text flashcard answers, practise with FSRS, grow reviewed decks.",
     )
     app.add_typer(deck.app, name="deck")
     app.add_typer(eval_cli.app, name="eval")
