@@ -6,18 +6,13 @@ pin the exact request bodies (prompt, schema, parameters): a changed prompt or d
 instead of silently replaying an old answer. The loopback server listens on a random port, so
 these cassettes match on method, scheme, path, query and body, not host and port.
 
-Re-record against a real endpoint (replaces the cassettes; commit them with the model name):
-
-    GRADER_RECORD_BASE_URL=https://api.openai.com/v1 GRADER_RECORD_API_KEY=sk-... \
-    GRADER_RECORD_MODEL=gpt-4o-mini .venv/bin/pytest tests/test_expand_cassettes.py \
-    --record-mode=rewrite
-
-Without GRADER_RECORD_BASE_URL, `--record-mode=rewrite` re-records against the loopback server.
+Re-record against a real endpoint: the one command in README.md, section Tests (OPENAI_API_KEY,
+OPENAI_BASE_URL, GRADER_MODEL, `--record-mode=rewrite`); without those variables it re-records
+against the loopback server.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -35,7 +30,7 @@ from grader.settings import Settings
 from grader.testing.openai_server import LoopbackOpenAIServer, Reply
 
 DECKS = Path(__file__).resolve().parent.parent / "decks"
-MODEL = os.environ.get("GRADER_RECORD_MODEL", "gpt-4o-mini")
+LOOPBACK_MODEL = "gpt-4o-mini"
 REPLAY_URL = "http://127.0.0.1:9/v1"
 """Nothing listens here: in replay mode every request must come from a cassette."""
 
@@ -71,17 +66,17 @@ def _reply(body: dict[str, Any]) -> Reply:
 
 
 @pytest.fixture
-def endpoint(request: pytest.FixtureRequest) -> Iterator[Settings]:
-    mode = request.config.getoption("--record-mode")
-    real = os.environ.get("GRADER_RECORD_BASE_URL")
-    if mode == "none":
-        yield Settings(base_url=REPLAY_URL, model=MODEL, max_retries=0)
-    elif real:
-        key = os.environ.get("GRADER_RECORD_API_KEY")
-        yield Settings.model_validate({"base_url": real, "model": MODEL, "api_key": key})
+def endpoint(
+    record_mode: str, record_endpoint: dict[str, str] | None, request: pytest.FixtureRequest
+) -> Iterator[Settings]:
+    if record_mode == "none":
+        _, model = request.getfixturevalue("recorded_endpoint")
+        yield Settings(base_url=REPLAY_URL, model=model, max_retries=0)
+    elif record_endpoint:
+        yield Settings.model_validate(record_endpoint)
     else:
         with LoopbackOpenAIServer(responder=_reply) as server:
-            yield Settings(base_url=server.base_url, model=MODEL, max_retries=0)
+            yield Settings(base_url=server.base_url, model=LOOPBACK_MODEL, max_retries=0)
 
 
 @pytest.fixture
@@ -100,7 +95,7 @@ def test_expand_from_cassette(deck: Path, endpoint: Settings) -> None:
     assert len(result.proposed) + len(result.rejected) == 2
     ids = {c.id for c in load_deck(deck).deck.cards}
     for proposal in result.proposed:
-        assert proposal.strategy == "llm" and proposal.model == MODEL
+        assert proposal.strategy == "llm" and proposal.model == endpoint.model
         assert proposal.question.strip() and proposal.answer.strip()
         assert set(proposal.builds_on) <= ids
     assert result.usage.total_tokens > 0
@@ -118,6 +113,6 @@ def test_regenerate_from_cassette(deck: Path, endpoint: Settings) -> None:
         created_at="2026-01-01T00:00:00+00:00",
     )
     new = regenerate(deck, old, "Ask about why models degrade in production.", endpoint, None)
-    assert new.id != old.id and new.strategy == "llm" and new.model == MODEL
+    assert new.id != old.id and new.strategy == "llm" and new.model == endpoint.model
     assert new.question != old.question
     assert set(new.builds_on) <= {c.id for c in cards}

@@ -7,26 +7,22 @@ URL http://127.0.0.1:18765/v1 with model `loopback-model`, because no real endpo
 there. Each file says so in its header. Replay reads the base URL and model back from the cassette,
 so a cassette re-recorded against a real endpoint replays the same way.
 
-Re-record against a real endpoint (one command; the key is scrubbed from the cassettes):
+Re-record against a real endpoint (one command for every cassette of the project; the key is
+scrubbed; each file's header is rewritten to say where it came from):
 
     OPENAI_API_KEY=sk-... OPENAI_BASE_URL=https://api.openai.com/v1 GRADER_MODEL=gpt-4o-mini \
-        .venv/bin/pytest tests/test_llm_cassettes.py --record-mode=rewrite
+        .venv/bin/pytest tests/test_llm_cassettes.py tests/test_expand_cassettes.py \
+        --record-mode=rewrite
 
-Record against the loopback server again (no endpoint variables set):
-
-    .venv/bin/pytest tests/test_llm_cassettes.py --record-mode=rewrite
+Without the variables the same command records against the loopback server again.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from grader.graders.llm import LLMGrader
 from grader.llm.adapter import LLMClient
@@ -36,10 +32,6 @@ from grader.models import Card, verdict_for_score
 from grader.settings import Settings
 from grader.testing.openai_server import LoopbackOpenAIServer, Reply
 
-# Read at import: the autouse fixture in conftest.py clears these for every test.
-REAL_ENDPOINT = {
-    key: os.environ.get(key) for key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "GRADER_MODEL")
-}
 LOOPBACK_PORT = 18765
 LOOPBACK_MODEL = "loopback-model"
 
@@ -80,30 +72,18 @@ def scripted(body: dict[str, Any]) -> Reply:
     )
 
 
-def recorded_endpoint(cassette: Path) -> tuple[str, str]:
-    """(base URL, model) of the first request in a cassette."""
-    data = yaml.safe_load(cassette.read_text(encoding="utf-8"))
-    request = data["interactions"][0]["request"]
-    base_url = request["uri"].rsplit("/chat/completions", 1)[0]
-    return base_url, json.loads(request["body"])["model"]
-
-
 @pytest.fixture
 def settings(
-    record_mode: str, vcr_cassette_dir: str, request: pytest.FixtureRequest
+    record_mode: str,
+    record_endpoint: dict[str, str] | None,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Settings]:
     common: dict[str, Any] = {"max_retries": 0, "max_reasks": 1, "log": False, "cache": False}
-    if REAL_ENDPOINT["OPENAI_API_KEY"] or REAL_ENDPOINT["OPENAI_BASE_URL"]:
-        yield Settings(
-            base_url=REAL_ENDPOINT["OPENAI_BASE_URL"],
-            api_key=REAL_ENDPOINT["OPENAI_API_KEY"],
-            model=REAL_ENDPOINT["GRADER_MODEL"] or "gpt-4o-mini",
-            **common,
-        )
-    elif record_mode == "none":
-        cassette = Path(vcr_cassette_dir) / f"{request.node.name}.yaml"
-        base_url, model = recorded_endpoint(cassette)
+    if record_mode == "none":
+        base_url, model = request.getfixturevalue("recorded_endpoint")
         yield Settings(base_url=base_url, api_key="sk-replay", model=model, **common)
+    elif record_endpoint:
+        yield Settings.model_validate({**record_endpoint, **common})
     else:
         with LoopbackOpenAIServer(responder=scripted, port=LOOPBACK_PORT) as server:
             yield Settings(
