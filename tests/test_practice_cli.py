@@ -107,13 +107,15 @@ def test_q_or_end_of_input_ends_cleanly(fake: FakeGrader, deck: Path, keys: str)
     assert result.stderr.count("error") == 0
 
 
-def test_eof_at_the_rating_prompt_keeps_the_graded_attempt(
-    fake: FakeGrader, deck: Path, grader_home: Path
+@pytest.mark.parametrize("keys", ["answer\n\n", "answer\n\nq\n"])
+def test_quitting_at_the_rating_prompt_keeps_the_graded_attempt(
+    fake: FakeGrader, deck: Path, grader_home: Path, keys: str
 ) -> None:
-    result = runner.invoke(app, ["practice", str(deck)], input="answer\n\n")
+    result = runner.invoke(app, ["practice", str(deck), "--json"], input=keys)
     assert result.exit_code == 0
     (attempt,) = attempts(grader_home)
     assert attempt.rating == "good"
+    assert json.loads(result.stdout)["data"]["answered"] == 1
 
 
 def test_limits_and_tags(fake: FakeGrader, deck: Path) -> None:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from grader.graders.base import Grader
     from grader.history import Attempt
     from grader.practice import PracticeSession, QueueItem
+    from grader.scheduling import Override
     from grader.stats import Stats
 
 GraderOption = Literal["auto", "offline", "llm"]
@@ -25,6 +26,7 @@ ANSWER_HELP = (
     "Type your answer (several lines are fine); an empty line submits it. "
     "An empty first line means “I don't know”. Type q alone to quit."
 )
+OVERRIDE_KEYS: dict[str, Override] = {"r": "right", "w": "wrong", "e": "easy"}
 RATE_KEYS = "Enter accept · r I was right · w I was wrong · e easy · q quit"
 SELF_RATE_KEYS = "1 not at all · 2 barely · 3 partly · 4 well · 5 perfectly · s skip · q quit"
 RATING_LABELS = {"again": "Again", "hard": "Hard", "good": "Good", "easy": "Easy"}
@@ -164,6 +166,8 @@ def _run_session(
             with _status(err, "Grading…"):
                 grade = session.grade(item, answer)
             attempt = session.record(item, answer, grade, answered_at)
+            # Recorded with the grade's own rating: quitting at the rating prompt keeps it.
+            done.append(attempt)
             out.print(render_grade(grade))
             out.print(render_reference(item.card))
             proposed = rating_for_verdict(grade.verdict)
@@ -176,7 +180,7 @@ def _run_session(
                 )
                 key = term.read_key(SELF_RATE_KEYS, "12345s")
                 if key != "s":
-                    attempt = session.self_rate(attempt, int(key))
+                    attempt = done[-1] = session.self_rate(attempt, int(key))
             else:
                 out.print(
                     f"→ {RATING_LABELS[proposed]} (from {grade.verdict}). {RATE_KEYS}",
@@ -185,9 +189,7 @@ def _run_session(
                 )
                 key = term.read_key("", "\nrwe")
                 if key != "\n":
-                    override = {"r": "right", "w": "wrong", "e": "easy"}[key]
-                    attempt = session.override(attempt, override)  # type: ignore[arg-type]
-            done.append(attempt)
+                    attempt = done[-1] = session.override(attempt, OVERRIDE_KEYS[key])
             _say_saved(out, attempt, session.clock())
     except Quit:
         out.print()
