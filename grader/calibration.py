@@ -148,7 +148,7 @@ class DiskCachedEncoder:
             print(f"encoding {len(missing)} texts (cached: {len(self._vectors)})", file=sys.stderr)
             for start in range(0, len(missing), 512):
                 batch = missing[start : start + 512]
-                for text, vector in zip(batch, self._encoder.encode(batch, 64), strict=True):
+                for text, vector in zip(batch, self._encoder.encode(batch), strict=True):
                     self._vectors[text] = vector
             self._save()
         return np.stack([self._vectors[t] for t in texts]).astype(np.float32)

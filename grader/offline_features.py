@@ -11,6 +11,7 @@ neither earn nor cost credit.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -202,6 +203,7 @@ class AnswerDetail:
     """For a true/false or yes/no reference: "same" or "flipped" when the answer opens with one."""
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
     """A crude suffix-stripping stem: enough to match `separated`/`separates`/`separate`."""
     for suffix in ("ations", "ation", "ings", "ing", "ies", "ied", "es", "ed", "ly", "s", "e"):
@@ -212,6 +214,14 @@ def stem(word: str) -> str:
 
 def content_stems(text: str) -> list[str]:
     return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _text_facts(text: str) -> tuple[int, frozenset[str], int, bool]:
+    """Content-stem count, content-stem set, word count and negation of `text`, memoised: a
+    batch measures each card text once per answer and each answer once per rubric point."""
+    stems = content_stems(text)
+    return len(stems), frozenset(stems), len(_WORD.findall(text.lower())), has_negation(text)
 
 
 def has_negation(text: str) -> bool:
@@ -260,7 +270,7 @@ def answer_chunks(answer: str) -> list[str]:
     return list(dict.fromkeys(chunks))[:_MAX_CHUNKS]
 
 
-def _antonym_flips(reference: set[str], answer: set[str]) -> list[tuple[str, str]]:
+def _antonym_flips(reference: frozenset[str], answer: frozenset[str]) -> list[tuple[str, str]]:
     flips: list[tuple[str, str]] = []
     for a, b in ANTONYMS:
         for said, meant in ((a, b), (b, a)):
@@ -364,13 +374,12 @@ def _features_for(
     detail.point_cover = [float(v) for v in cover.max(axis=1)]
     detail.point_chunk = [chunks[int(i)] for i in best]
 
-    answer_stems = content_stems(answer)
-    answer_set = set(answer_stems)
-    reference_set = set(content_stems(card.reference))
-    question_set = set(content_stems(card.question))
+    answer_stem_count, answer_set, length_answer, neg_answer = _text_facts(answer)
+    _, reference_set, length_reference, neg_reference = _text_facts(card.reference)
+    question_set = _text_facts(card.question)[1]
     lexical: list[float] = []
     for point in card.points:
-        stems = set(content_stems(point))
+        stems = _text_facts(point)[1]
         lexical.append(len(stems & answer_set) / len(stems) if stems else 0.0)
     detail.point_lexical = lexical
     lex_recall = len(reference_set & answer_set) / len(reference_set) if reference_set else 0.0
@@ -386,8 +395,6 @@ def _features_for(
     detail.reproduces_reference = bool(answer_set) and answer_set == reference_set
     detail.polarity = _polarity(card.reference, answer)
 
-    neg_answer = has_negation(answer)
-    neg_reference = has_negation(card.reference)
     neg_mismatch = float(neg_answer != neg_reference)
     if neg_mismatch:
         idx = int(np.argmax(detail.point_cover))
@@ -409,8 +416,6 @@ def _features_for(
             f"'{_surface(meant, card.reference)}'."
         )
     flip = float(bool(flips))
-    length_answer = len(_WORD.findall(answer.lower()))
-    length_reference = len(_WORD.findall(card.reference.lower()))
     values = {
         "sim_ref": sim_ref,
         "sim_question": sim_question,
@@ -423,7 +428,7 @@ def _features_for(
         "lex_precision": lex_precision,
         "question_only": question_only,
         "log_len_ratio": math.log((length_answer + 1) / (length_reference + 1)),
-        "very_short": float(len(answer_stems) <= 1),
+        "very_short": float(answer_stem_count <= 1),
         "neg_mismatch": neg_mismatch,
         "neg_mismatch_x_sim": neg_mismatch * sim_ref,
         "antonym_flip": flip,

@@ -38,12 +38,29 @@ def test_output_shape_dtype_and_unit_norm(encoder: SentenceEncoder) -> None:
     np.testing.assert_array_equal(vectors[0], vectors[2])
 
 
-def test_batching_and_padding_do_not_change_vectors(encoder: SentenceEncoder) -> None:
-    texts = ["short", "a much longer sentence about continuous training pipelines and drift"]
-    fresh = SentenceEncoder.load(verify=False)
-    together = fresh.encode(texts, batch_size=2)
+def test_packing_and_batching_do_not_change_vectors(encoder: SentenceEncoder) -> None:
+    texts = [
+        "short",
+        "model drift",
+        "data drift",
+        "a much longer sentence about continuous training pipelines and drift",
+    ]
+    together = SentenceEncoder.load(verify=False)
+    packed = together.encode(texts)
+    assert (together.encoded_texts, together.forward_batches) == (4, 1)
+    one_by_one = SentenceEncoder.load(verify=False)
+    split = one_by_one.encode(texts, batch_tokens=2)
+    assert (one_by_one.encoded_texts, one_by_one.forward_batches) == (4, 4)
     alone = np.vstack([SentenceEncoder.load(verify=False).encode([t]) for t in texts])
-    np.testing.assert_allclose(together, alone, atol=1e-5)
+    np.testing.assert_allclose(packed, alone, atol=1e-5)
+    np.testing.assert_allclose(split, alone, atol=1e-5)
+
+
+def test_cached_texts_are_not_encoded_again() -> None:
+    fresh = SentenceEncoder.load(verify=False)
+    fresh.encode(["a feature store", "model drift"])
+    fresh.encode(["model drift", "a feature store", "a feature store", "data drift"])
+    assert fresh.encoded_texts == 3
 
 
 def test_empty_input_gives_empty_matrix(encoder: SentenceEncoder) -> None:

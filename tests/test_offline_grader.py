@@ -244,3 +244,22 @@ def test_injection_suite_earns_no_more_than_deserved(grader: OfflineGrader) -> N
         if grade.score > gold + 0.25:
             over.append(strip_meta(answer)[0])
     assert set(over) <= KNOWN_CONTENT_OVERCREDIT, over
+
+
+def test_a_batch_encodes_each_text_once() -> None:
+    """Card texts once per batch; an answer once, plus its sentences only when it has several."""
+    grader = OfflineGrader.load()
+    encoder = grader._encoder
+    grader.grade_many(
+        [
+            (EVAPORATE, "It evaporated."),
+            (EVAPORATE, "It evaporated."),
+            (EVAPORATE, "Boil it. The salt stays."),
+            (EVAPORATE, ""),
+        ]
+    )
+    # question, reference, its one key point (no final period); two distinct answers; the two
+    # sentences of the second one. The empty answer is not encoded.
+    assert encoder.encoded_texts == 7
+    grader.grade(EVAPORATE, "The water evaporates")
+    assert encoder.encoded_texts == 8
