@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import os
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from grader.errors import ModelNotInstalledError
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     import numpy as np
     import numpy.typing as npt
 
@@ -36,6 +39,7 @@ _LN_EPS = 1e-12
 _CACHE_SIZE = 4096
 BATCH_TOKENS = 1024
 """Tokens per model batch: large enough for full-speed GEMMs, small enough to stay in cache."""
+_MAX_WORKERS = 4
 
 
 def model_dir() -> Path:
@@ -65,6 +69,52 @@ def verify_weights(path: Path, expected: str = MODEL_SHA256) -> None:
         raise ModelNotInstalledError(
             f"{path}: offline model weights fail their SHA-256 check; fix: {INSTALL_HINT}"
         )
+
+
+_BLAS_THREAD_CALLS = (
+    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+    ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
+    ("openblas_set_num_threads", "openblas_get_num_threads"),
+)
+
+
+class _BlasThreads:
+    """Set / get the thread count of the OpenBLAS numpy's wheels bundle (scipy-openblas)."""
+
+    def __init__(self, setter: Any, getter: Any) -> None:
+        self._set = setter
+        self._get = getter
+
+    def set(self, count: int) -> None:
+        self._set(count)
+
+    def get(self) -> int:
+        return int(self._get())
+
+
+def _blas_threads() -> _BlasThreads | None:
+    """numpy's bundled OpenBLAS thread control, or None (another BLAS: left alone)."""
+    import ctypes
+
+    import numpy as np
+
+    root = Path(np.__file__).parent
+    for path in [
+        *root.parent.glob("numpy.libs/libscipy_openblas*"),
+        *root.glob(".dylibs/libscipy_openblas*"),
+    ]:
+        try:
+            library = ctypes.CDLL(str(path))
+        except OSError:
+            continue
+        for set_name, get_name in _BLAS_THREAD_CALLS:
+            setter = getattr(library, set_name, None)
+            getter = getattr(library, get_name, None)
+            if setter is not None and getter is not None:
+                setter.argtypes, setter.restype = [ctypes.c_int], None
+                getter.argtypes, getter.restype = [], ctypes.c_int
+                return _BlasThreads(setter, getter)
+    return None
 
 
 def _gelu_doubled(x: FloatArray, scratch: FloatArray) -> FloatArray:
@@ -207,6 +257,9 @@ class SentenceEncoder:
         self._ln_b = weights["embeddings.LayerNorm.bias"]
         self._layers = [_Layer(weights, i) for i in range(_LAYERS)]
         self._cache: OrderedDict[str, FloatArray] = OrderedDict()
+        self._workers: ThreadPoolExecutor | None = None
+        self._workers_checked = False
+        self._blas: _BlasThreads | None = None
         self.encoded_texts = 0
         """Texts run through the model so far (cache misses)."""
         self.forward_batches = 0
@@ -267,19 +320,49 @@ class SentenceEncoder:
 
         encodings = [e.ids for e in self._tokenizer.encode_batch(texts)]
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i]))
-        out = np.empty((len(texts), DIM), dtype=np.float32)
+        batches: list[list[int]] = []
         start = 0
         while start < len(order):
             end, tokens = start + 1, len(encodings[order[start]])
             while end < len(order) and tokens + len(encodings[order[end]]) <= batch_tokens:
                 tokens += len(encodings[order[end]])
                 end += 1
-            chunk = order[start:end]
-            out[chunk] = self._forward([encodings[i] for i in chunk])
-            self.encoded_texts += len(chunk)
-            self.forward_batches += 1
+            batches.append(order[start:end])
             start = end
+        out = np.empty((len(texts), DIM), dtype=np.float32)
+        pool = self._pool() if len(batches) > 1 else None
+        if pool is None or self._blas is None:
+            for chunk in batches:
+                out[chunk] = self._forward([encodings[i] for i in chunk])
+        else:
+            # One single-threaded GEMM per core beats one GEMM over all cores, and numpy's
+            # element-wise steps (which release the GIL) then run in parallel too.
+            threads = self._blas.get()
+            self._blas.set(1)
+            try:
+                inputs = [[encodings[i] for i in chunk] for chunk in batches]
+                for chunk, vectors in zip(batches, pool.map(self._forward, inputs), strict=True):
+                    out[chunk] = vectors
+            finally:
+                self._blas.set(threads)
+        self.encoded_texts += len(texts)
+        self.forward_batches += len(batches)
         return out
+
+    def _pool(self) -> ThreadPoolExecutor | None:
+        """Worker threads for multi-batch encodes, one per core (up to 4), while BLAS runs
+        single-threaded; None when numpy's BLAS thread count cannot be set (another BLAS) or
+        there is one core."""
+        if not self._workers_checked:
+            self._workers_checked = True
+            self._blas = _blas_threads()
+            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+            workers = min(cores, _MAX_WORKERS)
+            if self._blas is not None and workers > 1:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._workers = ThreadPoolExecutor(workers, thread_name_prefix="encoder")
+        return self._workers
 
     def encode(self, texts: Sequence[str], batch_tokens: int = BATCH_TOKENS) -> FloatArray:
         """Unit vectors for `texts`, shape (len(texts), 384), float32, in input order. Texts not
