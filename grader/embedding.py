@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
@@ -40,6 +41,8 @@ _CACHE_SIZE = 4096
 BATCH_TOKENS = 1024
 """Tokens per model batch: large enough for full-speed GEMMs, small enough to stay in cache."""
 _MAX_WORKERS = 4
+_GELU_C = 0.7978845608028654
+"""sqrt(2 / pi)."""
 
 
 def model_dir() -> Path:
@@ -125,10 +128,9 @@ def _gelu_doubled(x: FloatArray, scratch: FloatArray) -> FloatArray:
     import numpy as np
 
     np.multiply(x, x, out=scratch)
-    scratch *= 0.044715
-    scratch += 1.0
+    scratch *= _GELU_C * 0.044715
+    scratch += _GELU_C
     scratch *= x
-    scratch *= 0.7978845608028654
     np.tanh(scratch, out=scratch)
     scratch += 1.0
     x *= scratch
@@ -259,6 +261,7 @@ class SentenceEncoder:
         self._cache: OrderedDict[str, FloatArray] = OrderedDict()
         self._workers: ThreadPoolExecutor | None = None
         self._workers_checked = False
+        self._lock = threading.Lock()
         self._blas: _BlasThreads | None = None
         self.encoded_texts = 0
         """Texts run through the model so far (cache misses)."""
@@ -370,14 +373,15 @@ class SentenceEncoder:
         import numpy as np
 
         out = np.empty((len(texts), DIM), dtype=np.float32)
-        missing = [text for text in dict.fromkeys(texts) if text not in self._cache]
-        if missing:
-            fresh = self._encode_uncached(missing, batch_tokens)
-            for text, vector in zip(missing, fresh, strict=True):
-                self._cache[text] = vector
-        for row, text in enumerate(texts):
-            out[row] = self._cache[text]
-            self._cache.move_to_end(text)
-        while len(self._cache) > _CACHE_SIZE:
-            self._cache.popitem(last=False)
+        with self._lock:  # one encode at a time: the cache and BLAS's thread count are shared
+            missing = [text for text in dict.fromkeys(texts) if text not in self._cache]
+            if missing:
+                fresh = self._encode_uncached(missing, batch_tokens)
+                for text, vector in zip(missing, fresh, strict=True):
+                    self._cache[text] = vector
+            for row, text in enumerate(texts):
+                out[row] = self._cache[text]
+                self._cache.move_to_end(text)
+            while len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
         return out
