@@ -342,11 +342,13 @@ class SentenceEncoder:
             # element-wise steps (which release the GIL) then run in parallel too.
             threads = self._blas.get()
             self._blas.set(1)
+            futures = [pool.submit(self._forward, [encodings[i] for i in c]) for c in batches]
             try:
-                inputs = [[encodings[i] for i in chunk] for chunk in batches]
-                for chunk, vectors in zip(batches, pool.map(self._forward, inputs), strict=True):
-                    out[chunk] = vectors
+                for chunk, future in zip(batches, futures, strict=True):
+                    out[chunk] = future.result()
             finally:
+                for future in futures:  # on Ctrl-C or an error, drop the batches not started
+                    future.cancel()
                 self._blas.set(threads)
         self.encoded_texts += len(texts)
         self.forward_batches += len(batches)
@@ -359,7 +361,10 @@ class SentenceEncoder:
         if not self._workers_checked:
             self._workers_checked = True
             self._blas = _blas_threads()
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+            if hasattr(os, "sched_getaffinity"):
+                cores = len(os.sched_getaffinity(0))
+            else:
+                cores = os.cpu_count() or 1
             workers = min(cores, _MAX_WORKERS)
             if self._blas is not None and workers > 1:
                 from concurrent.futures import ThreadPoolExecutor
