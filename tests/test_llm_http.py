@@ -246,6 +246,24 @@ def test_async_grades_share_one_connection_limit(grader_home: Path) -> None:
     assert state["peak"] == 2
 
 
+def test_many_connections_opened_at_once_are_all_answered(grader_home: Path) -> None:
+    # An eval opens `max_connections` connections at once; the loopback server's listen backlog
+    # must take them all (the stdlib default of 5 dropped some, costing retries or failures).
+    with LoopbackOpenAIServer(responder=lambda body: reply_for(body, GOOD), delay=0.05) as server:
+        grader = grader_for(server, grader_home, max_connections=64, max_retries=0, cache=False)
+        items = [(CARD, f"answer {i}") for i in range(64)]
+
+        async def run() -> list[Grade]:
+            try:
+                return await grader.agrade_many(items)
+            finally:
+                await grader.aclose()
+
+        grades = asyncio.run(run())
+        assert len(server.requests) == 64
+    assert [g.reason for g in grades if not g.graded] == []
+
+
 def test_async_works_across_event_loops(grader_home: Path) -> None:
     with LoopbackOpenAIServer(responder=lambda body: reply_for(body, GOOD)) as server:
         grader = grader_for(server, grader_home, cache=False)

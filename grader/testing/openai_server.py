@@ -129,6 +129,15 @@ class RecordedRequest:
     """The request bytes as received (multipart uploads are not JSON)."""
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128
+    """Listen backlog. With the stdlib default of 5, a client opening many connections at once
+    (an eval starting with `max_connections` 32) had some of them reset or stalled: each cost a
+    transport retry after openai's backoff (0.5-1.7 s in the eval benchmark), or an ungraded
+    response with retries off."""
+
+
 class LoopbackOpenAIServer:
     """A threaded HTTP server on 127.0.0.1 answering `POST .../chat/completions`.
 
@@ -167,8 +176,7 @@ class LoopbackOpenAIServer:
 
     def start(self) -> LoopbackOpenAIServer:
         handler = _make_handler(self)
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server(("127.0.0.1", self._port), handler)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
         )
