@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     import numpy as np
     import numpy.typing as npt
+    from threadpoolctl import ThreadpoolController
 
     FloatArray = npt.NDArray[np.float32]
 
@@ -72,52 +73,6 @@ def verify_weights(path: Path, expected: str = MODEL_SHA256) -> None:
         raise ModelNotInstalledError(
             f"{path}: offline model weights fail their SHA-256 check; fix: {INSTALL_HINT}"
         )
-
-
-_BLAS_THREAD_CALLS = (
-    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
-    ("scipy_openblas_set_num_threads", "scipy_openblas_get_num_threads"),
-    ("openblas_set_num_threads", "openblas_get_num_threads"),
-)
-
-
-class _BlasThreads:
-    """Set / get the thread count of the OpenBLAS numpy's wheels bundle (scipy-openblas)."""
-
-    def __init__(self, setter: Any, getter: Any) -> None:
-        self._set = setter
-        self._get = getter
-
-    def set(self, count: int) -> None:
-        self._set(count)
-
-    def get(self) -> int:
-        return int(self._get())
-
-
-def _blas_threads() -> _BlasThreads | None:
-    """numpy's bundled OpenBLAS thread control, or None (another BLAS: left alone)."""
-    import ctypes
-
-    import numpy as np
-
-    root = Path(np.__file__).parent
-    for path in [
-        *root.parent.glob("numpy.libs/libscipy_openblas*"),
-        *root.glob(".dylibs/libscipy_openblas*"),
-    ]:
-        try:
-            library = ctypes.CDLL(str(path))
-        except OSError:
-            continue
-        for set_name, get_name in _BLAS_THREAD_CALLS:
-            setter = getattr(library, set_name, None)
-            getter = getattr(library, get_name, None)
-            if setter is not None and getter is not None:
-                setter.argtypes, setter.restype = [ctypes.c_int], None
-                getter.argtypes, getter.restype = [], ctypes.c_int
-                return _BlasThreads(setter, getter)
-    return None
 
 
 def _gelu_doubled(x: FloatArray, scratch: FloatArray) -> FloatArray:
@@ -262,7 +217,7 @@ class SentenceEncoder:
         self._workers: ThreadPoolExecutor | None = None
         self._workers_checked = False
         self._lock = threading.Lock()
-        self._blas: _BlasThreads | None = None
+        self._blas: ThreadpoolController | None = None
         self.encoded_texts = 0
         """Texts run through the model so far (cache misses)."""
         self.forward_batches = 0
@@ -340,16 +295,14 @@ class SentenceEncoder:
         else:
             # One single-threaded GEMM per core beats one GEMM over all cores, and numpy's
             # element-wise steps (which release the GIL) then run in parallel too.
-            threads = self._blas.get()
-            self._blas.set(1)
-            futures = [pool.submit(self._forward, [encodings[i] for i in c]) for c in batches]
-            try:
-                for chunk, future in zip(batches, futures, strict=True):
-                    out[chunk] = future.result()
-            finally:
-                for future in futures:  # on Ctrl-C or an error, drop the batches not started
-                    future.cancel()
-                self._blas.set(threads)
+            with self._blas.limit(limits=1, user_api="blas"):
+                futures = [pool.submit(self._forward, [encodings[i] for i in c]) for c in batches]
+                try:
+                    for chunk, future in zip(batches, futures, strict=True):
+                        out[chunk] = future.result()
+                finally:
+                    for future in futures:  # on Ctrl-C or an error, drop the batches not started
+                        future.cancel()
         self.encoded_texts += len(texts)
         self.forward_batches += len(batches)
         return out
@@ -360,7 +313,10 @@ class SentenceEncoder:
         there is one core."""
         if not self._workers_checked:
             self._workers_checked = True
-            self._blas = _blas_threads()
+            from threadpoolctl import ThreadpoolController
+
+            blas = ThreadpoolController().select(user_api="blas")
+            self._blas = blas if blas.lib_controllers else None
             if hasattr(os, "sched_getaffinity"):
                 cores = len(os.sched_getaffinity(0))
             else:
