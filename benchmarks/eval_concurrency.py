@@ -6,8 +6,10 @@ For each connection limit N it grades `count` responses through the real LLM gra
 instructor over HTTP, cache and call log off) against a loopback OpenAI-compatible server that
 answers every request after `delay` seconds, and prints achieved/ideal, where ideal = count*D/N.
 N=1 grades only `count // 10` responses (the ideal is then 100 s for 1,000) and extrapolates: its
-ratio is per-response and does not depend on the count. Then it prints the offline grader's rate
-over the first responses of a shared dataset (when the offline grader is installed).
+ratio is per-response and does not depend on the count. Each row also gives the CPU time per
+response of the client (this process: grader, openai, instructor, httpx, results file) and of the
+server (its own process), which tells which side limits the rate. Then it prints the offline
+grader's rate over the first responses of a shared dataset (when the offline grader is installed).
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import resource
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -58,51 +62,85 @@ def items(count: int, tag: str = "alpha") -> list[EvalItem]:
 
 
 def serve(delay: float) -> None:
-    """Child process: run the loopback server until stdin closes (keeps its CPU off our GIL)."""
-    import sys
+    """Child process: run the loopback server until stdin closes (keeps its CPU off our GIL).
 
+    Every line read from stdin is answered with the process's CPU seconds so far."""
     with LoopbackOpenAIServer(responder=reply, delay=delay) as server:
         print(server.base_url, flush=True)
-        sys.stdin.read()
+        for _ in sys.stdin:
+            print(f"{time.process_time():.6f}", flush=True)
+
+
+@dataclass
+class Server:
+    base_url: str
+    cpu: Callable[[], float]
+    """The server process's CPU seconds so far."""
+
+
+def cpu_seconds() -> float:
+    """This process's CPU seconds (user + system), all threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 @contextlib.contextmanager
-def server_process(delay: float) -> Iterator[str]:
+def server_process(delay: float) -> Iterator[Server]:
     child = subprocess.Popen(
         [sys.executable, __file__, "--serve", str(delay)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+    stdin, stdout = child.stdin, child.stdout
+    assert stdin is not None and stdout is not None
+
+    def cpu() -> float:
+        stdin.write("cpu\n")
+        stdin.flush()
+        return float(stdout.readline())
+
     try:
-        assert child.stdout is not None
-        yield child.stdout.readline().strip()
+        yield Server(stdout.readline().strip(), cpu)
     finally:
         if child.stdin is not None:
             child.stdin.close()
         child.wait(timeout=10)
 
 
-def llm_run(base_url: str, connections: int, count: int) -> float:
+@dataclass
+class Timing:
+    elapsed: float
+    client_cpu: float
+    server_cpu: float
+
+
+def llm_run(server: Server, connections: int, count: int) -> Timing:
     from grader.graders.llm import LLMGrader
     from grader.settings import Settings
 
     with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(base_url=base_url, max_connections=connections, cache=False, log=False)
+        settings = Settings(
+            base_url=server.base_url, max_connections=connections, cache=False, log=False
+        )
         grader = LLMGrader(settings, Path(tmp))
-        # warm up: imports and connection set-up are not part of the steady-state rate
+        # warm up: imports and first-call set-up are not part of the steady-state rate (the
+        # timed run still opens its connections: grade_into closes them when it ends)
         runner.grade_into(
             Path(tmp) / "warm", grader, items(connections, "warm"), max_connections=connections
         )
         run_dir = Path(tmp) / "run"
+        server_cpu = server.cpu()
+        client_cpu = cpu_seconds()
         started = time.perf_counter()
         results = runner.grade_into(run_dir, grader, items(count), max_connections=connections)
         elapsed = time.perf_counter() - started
+        timing = Timing(elapsed, cpu_seconds() - client_cpu, server.cpu() - server_cpu)
         grader.close()
         ungraded = sum(r.verdict == "ungraded" for r in results.values())
         if ungraded or len(results) != count:
             raise SystemExit(f"{ungraded} of {len(results)} responses ungraded at N={connections}")
-    return elapsed
+    return timing
 
 
 def offline_rate(limit: int) -> None:
@@ -141,12 +179,18 @@ def main() -> None:
         serve(args.serve)
         return
     print(f"loopback LLM grading, D = {args.delay * 1000:.0f} ms, {args.count} responses")
-    print(f"{'N':>4} {'graded':>7} {'achieved s':>11} {'ideal s':>8} {'ideal/achieved':>15}")
+    print(
+        f"{'N':>4} {'graded':>7} {'achieved s':>11} {'ideal s':>8} {'ideal/achieved':>15}"
+        f" {'client CPU ms/resp':>19} {'server CPU ms/resp':>19}"
+    )
     rows = []
     for n in (int(x) for x in args.connections.split(",")):
         count = max(n, args.count // 10) if n == 1 else args.count
-        with server_process(args.delay) as base_url:
-            elapsed = llm_run(base_url, n, count)
+        with server_process(args.delay) as server:
+            timing = llm_run(server, n, count)
+        elapsed = timing.elapsed
+        client_ms = timing.client_cpu * 1000 / count
+        server_ms = timing.server_cpu * 1000 / count
         ideal = count * args.delay / n
         ratio = ideal / elapsed
         note = (
@@ -154,9 +198,20 @@ def main() -> None:
             if count != args.count
             else ""
         )
-        print(f"{n:>4} {count:>7} {elapsed:>11.2f} {ideal:>8.2f} {ratio:>15.3f}{note}")
+        print(
+            f"{n:>4} {count:>7} {elapsed:>11.2f} {ideal:>8.2f} {ratio:>15.3f}"
+            f" {client_ms:>19.2f} {server_ms:>19.2f}{note}"
+        )
         rows.append(
-            {"n": n, "count": count, "achieved_s": elapsed, "ideal_s": ideal, "ratio": ratio}
+            {
+                "n": n,
+                "count": count,
+                "achieved_s": elapsed,
+                "ideal_s": ideal,
+                "ratio": ratio,
+                "client_cpu_ms_per_response": client_ms,
+                "server_cpu_ms_per_response": server_ms,
+            }
         )
     print(json.dumps(rows))
     if args.offline_limit:
