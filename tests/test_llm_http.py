@@ -54,6 +54,18 @@ def grader_for(server: LoopbackOpenAIServer, home: Path, **overrides: Any) -> LL
     return LLMGrader(Settings(**options), home)
 
 
+def grade_all_async(grader: LLMGrader, items: list[tuple[Card, str]]) -> list[Grade]:
+    """`agrade_many` on a fresh event loop, closing the grader's async client before it ends."""
+
+    async def run() -> list[Grade]:
+        try:
+            return await grader.agrade_many(items)
+        finally:
+            await grader.aclose()
+
+    return asyncio.run(run())
+
+
 @pytest.mark.parametrize("mode", ["tools", "json", "md_json", "json_schema"])
 def test_valid_grade_in_every_mode(grader_home: Path, mode: InstructorMode) -> None:
     with LoopbackOpenAIServer(responder=lambda body: reply_for(body, GOOD)) as server:
@@ -232,15 +244,7 @@ def test_async_grades_share_one_connection_limit(grader_home: Path) -> None:
 
     with LoopbackOpenAIServer(responder=slow) as server:
         grader = grader_for(server, grader_home, max_connections=2)
-        items = [(CARD, f"answer {i}") for i in range(6)]
-
-        async def run() -> list[Grade]:
-            try:
-                return await grader.agrade_many(items)
-            finally:
-                await grader.aclose()
-
-        grades = asyncio.run(run())
+        grades = grade_all_async(grader, [(CARD, f"answer {i}") for i in range(6)])
         assert len(server.requests) == 6
     assert [g.verdict for g in grades] == ["correct"] * 6
     assert state["peak"] == 2
@@ -251,15 +255,7 @@ def test_many_connections_opened_at_once_are_all_answered(grader_home: Path) -> 
     # must take them all (the stdlib default of 5 dropped some, costing retries or failures).
     with LoopbackOpenAIServer(responder=lambda body: reply_for(body, GOOD), delay=0.05) as server:
         grader = grader_for(server, grader_home, max_connections=64, max_retries=0, cache=False)
-        items = [(CARD, f"answer {i}") for i in range(64)]
-
-        async def run() -> list[Grade]:
-            try:
-                return await grader.agrade_many(items)
-            finally:
-                await grader.aclose()
-
-        grades = asyncio.run(run())
+        grades = grade_all_async(grader, [(CARD, f"answer {i}") for i in range(64)])
         assert len(server.requests) == 64
     assert [g.reason for g in grades if not g.graded] == []
 
