@@ -7,6 +7,7 @@ downloaded; the weights file is checked against a pinned SHA-256 before use.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import json
@@ -214,10 +215,7 @@ class SentenceEncoder:
         self._ln_b = weights["embeddings.LayerNorm.bias"]
         self._layers = [_Layer(weights, i) for i in range(_LAYERS)]
         self._cache: OrderedDict[str, FloatArray] = OrderedDict()
-        self._workers: ThreadPoolExecutor | None = None
-        self._workers_checked = False
         self._lock = threading.Lock()
-        self._blas: ThreadpoolController | None = None
         self.encoded_texts = 0
         """Texts run through the model so far (cache misses)."""
         self.forward_batches = 0
@@ -288,14 +286,15 @@ class SentenceEncoder:
             batches.append(order[start:end])
             start = end
         out = np.empty((len(texts), DIM), dtype=np.float32)
-        pool = self._pool() if len(batches) > 1 else None
-        if pool is None or self._blas is None:
+        parallel = self._parallel if len(batches) > 1 else None
+        if parallel is None:
             for chunk in batches:
                 out[chunk] = self._forward([encodings[i] for i in chunk])
         else:
             # One single-threaded GEMM per core beats one GEMM over all cores, and numpy's
             # element-wise steps (which release the GIL) then run in parallel too.
-            with self._blas.limit(limits=1, user_api="blas"):
+            pool, blas = parallel
+            with blas.limit(limits=1, user_api="blas"):
                 futures = [pool.submit(self._forward, [encodings[i] for i in c]) for c in batches]
                 try:
                     for chunk, future in zip(batches, futures, strict=True):
@@ -307,26 +306,24 @@ class SentenceEncoder:
         self.forward_batches += len(batches)
         return out
 
-    def _pool(self) -> ThreadPoolExecutor | None:
-        """Worker threads for multi-batch encodes, one per core (up to 4), while BLAS runs
-        single-threaded; None when numpy's BLAS thread count cannot be set (another BLAS) or
-        there is one core."""
-        if not self._workers_checked:
-            self._workers_checked = True
-            from threadpoolctl import ThreadpoolController
+    @functools.cached_property
+    def _parallel(self) -> tuple[ThreadPoolExecutor, ThreadpoolController] | None:
+        """Worker threads for multi-batch encodes, one per core (up to 4), and the BLAS
+        controller that runs them single-threaded; None on one core or when numpy's BLAS thread
+        count cannot be set (another BLAS). Created on first use, under the encode lock."""
+        from threadpoolctl import ThreadpoolController
 
-            blas = ThreadpoolController().select(user_api="blas")
-            self._blas = blas if blas.lib_controllers else None
-            if hasattr(os, "sched_getaffinity"):
-                cores = len(os.sched_getaffinity(0))
-            else:
-                cores = os.cpu_count() or 1
-            workers = min(cores, _MAX_WORKERS)
-            if self._blas is not None and workers > 1:
-                from concurrent.futures import ThreadPoolExecutor
+        blas = ThreadpoolController().select(user_api="blas")
+        if hasattr(os, "sched_getaffinity"):
+            cores = len(os.sched_getaffinity(0))
+        else:
+            cores = os.cpu_count() or 1
+        workers = min(cores, _MAX_WORKERS)
+        if not blas.lib_controllers or workers < 2:
+            return None
+        from concurrent.futures import ThreadPoolExecutor
 
-                self._workers = ThreadPoolExecutor(workers, thread_name_prefix="encoder")
-        return self._workers
+        return ThreadPoolExecutor(workers, thread_name_prefix="encoder"), blas
 
     def encode(self, texts: Sequence[str], batch_tokens: int = BATCH_TOKENS) -> FloatArray:
         """Unit vectors for `texts`, shape (len(texts), 384), float32, in input order. Texts not
