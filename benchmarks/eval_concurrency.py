@@ -4,9 +4,13 @@
 
 For each connection limit N it grades `count` responses through the real LLM grader (openai +
 instructor over HTTP, cache and call log off) against a loopback OpenAI-compatible server that
-answers every request after `delay` seconds, and prints achieved/ideal, where ideal = count*D/N.
-N=1 grades only `count // 10` responses (the ideal is then 100 s for 1,000) and extrapolates: its
-ratio is per-response and does not depend on the count. Each row also gives the CPU time per
+answers every request after `delay` seconds, and prints the ratio ideal time / achieved time, where
+ideal = count*D/N (1.0 is perfect). `workers` is the number of grading processes `grader eval`
+picks for that run (1 = in-process; `--workers` overrides it). `steady` is the same ratio between
+the grades at 10% and 90% of the run, which leaves out start-up (worker processes importing
+openai and instructor) and the tail; `first s` is the time to the first grade. N=1 grades only
+`count // 10` responses (the ideal is then 100 s for 1,000) and extrapolates: its ratio is
+per-response and does not depend on the count. Each row also gives the CPU time per
 response of the client (this process: grader, openai, instructor, httpx, results file) and of the
 server (its own process), which tells which side limits the rate. Then it prints the offline
 grader's rate over the first responses of a shared dataset (when the offline grader is installed).
@@ -79,9 +83,15 @@ class Server:
 
 
 def cpu_seconds() -> float:
-    """This process's CPU seconds (user + system), all threads."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+    """CPU seconds (user + system) of this process and of its children that have exited.
+
+    Grading workers exit when a run ends, so their CPU is counted; the server process is still
+    running then, so it is not."""
+    total = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
 
 
 @contextlib.contextmanager
@@ -112,10 +122,17 @@ def server_process(delay: float) -> Iterator[Server]:
 class Timing:
     elapsed: float
     client_cpu: float
+    """This process and its grading workers."""
     server_cpu: float
+    workers: int
+    first_s: float
+    """From the start of the run to its first grade (worker start-up shows here)."""
+    steady_s: float
+    """Time between the grades at 10% and at 90% of the run."""
 
 
-def llm_run(server: Server, connections: int, count: int) -> Timing:
+def llm_run(server: Server, connections: int, count: int, workers: int | None) -> Timing:
+    from grader.evaluation.workers import WorkerPlan, auto_workers
     from grader.graders.llm import LLMGrader
     from grader.settings import Settings
 
@@ -130,12 +147,30 @@ def llm_run(server: Server, connections: int, count: int) -> Timing:
             Path(tmp) / "warm", grader, items(connections, "warm"), max_connections=connections
         )
         run_dir = Path(tmp) / "run"
+        processes = workers or auto_workers(connections, count)
+        plan = WorkerPlan(settings, Path(tmp), processes) if processes > 1 else None
+        arrivals: list[float] = []
         server_cpu = server.cpu()
         client_cpu = cpu_seconds()
         started = time.perf_counter()
-        results = runner.grade_into(run_dir, grader, items(count), max_connections=connections)
+        results = runner.grade_into(
+            run_dir,
+            grader,
+            items(count),
+            max_connections=connections,
+            workers=plan,
+            progress=lambda _: arrivals.append(time.perf_counter()),
+        )
         elapsed = time.perf_counter() - started
-        timing = Timing(elapsed, cpu_seconds() - client_cpu, server.cpu() - server_cpu)
+        low, high = arrivals[count // 10], arrivals[count - 1 - count // 10]
+        timing = Timing(
+            elapsed,
+            cpu_seconds() - client_cpu,
+            server.cpu() - server_cpu,
+            processes,
+            first_s=arrivals[0] - started,
+            steady_s=high - low,
+        )
         grader.close()
         ungraded = sum(r.verdict == "ungraded" for r in results.values())
         if ungraded or len(results) != count:
@@ -173,6 +208,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1000, help="responses per N")
     parser.add_argument("--connections", default="1,8,32,64", help="comma-separated N values")
     parser.add_argument("--offline-limit", type=int, default=1000)
+    parser.add_argument(
+        "--workers", type=int, default=None, help="grading processes (default: as grader eval)"
+    )
     parser.add_argument("--serve", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
@@ -180,35 +218,42 @@ def main() -> None:
         return
     print(f"loopback LLM grading, D = {args.delay * 1000:.0f} ms, {args.count} responses")
     print(
-        f"{'N':>4} {'graded':>7} {'achieved s':>11} {'ideal s':>8} {'ideal/achieved':>15}"
+        f"{'N':>4} {'workers':>7} {'graded':>7} {'achieved s':>11} {'ideal s':>8}"
+        f" {'ideal/achieved':>15} {'steady':>7} {'first s':>8}"
         f" {'client CPU ms/resp':>19} {'server CPU ms/resp':>19}"
     )
     rows = []
     for n in (int(x) for x in args.connections.split(",")):
         count = max(n, args.count // 10) if n == 1 else args.count
         with server_process(args.delay) as server:
-            timing = llm_run(server, n, count)
+            timing = llm_run(server, n, count, args.workers)
         elapsed = timing.elapsed
         client_ms = timing.client_cpu * 1000 / count
         server_ms = timing.server_cpu * 1000 / count
         ideal = count * args.delay / n
         ratio = ideal / elapsed
+        between = count - 1 - 2 * (count // 10)
+        steady = (between * args.delay / n) / timing.steady_s if timing.steady_s else ratio
         note = (
             f"  (extrapolated to {args.count}: {elapsed * args.count / count:.1f} s)"
             if count != args.count
             else ""
         )
         print(
-            f"{n:>4} {count:>7} {elapsed:>11.2f} {ideal:>8.2f} {ratio:>15.3f}"
+            f"{n:>4} {timing.workers:>7} {count:>7} {elapsed:>11.2f} {ideal:>8.2f}"
+            f" {ratio:>15.3f} {steady:>7.3f} {timing.first_s:>8.2f}"
             f" {client_ms:>19.2f} {server_ms:>19.2f}{note}"
         )
         rows.append(
             {
                 "n": n,
+                "workers": timing.workers,
                 "count": count,
                 "achieved_s": elapsed,
                 "ideal_s": ideal,
                 "ratio": ratio,
+                "steady_ratio": steady,
+                "first_grade_s": timing.first_s,
                 "client_cpu_ms_per_response": client_ms,
                 "server_cpu_ms_per_response": server_ms,
             }

@@ -50,6 +50,15 @@ def run_command(
         int | None,
         typer.Option("--max-connections", "-c", min=1, max=256, help="Concurrent requests."),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="LLM grading processes sharing the connections (default: by connections, cores).",
+        ),
+    ] = None,
     limit: Annotated[
         int | None, typer.Option("--limit", "-n", min=1, help="Grade only the first N responses.")
     ] = None,
@@ -128,6 +137,7 @@ def run_command(
         model=model,
         base_url=base_url,
         max_connections=max_connections,
+        workers=workers,
         limit=limit,
         cache=not no_cache,
         strict=strict,

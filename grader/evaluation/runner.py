@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from grader.atomic import write_text_atomic
 from grader.errors import InputError, NotFoundError
 from grader.evaluation.dataset import DatasetFile, EvalItem, card_for
+from grader.evaluation.workers import WorkerPlan, grade_in_workers
 from grader.models import Card, Grade, GradeEvidence, Usage, utc_now_iso
 
 SPEC_FILE = "spec.json"
@@ -380,11 +381,14 @@ def grade_into(
     progress: ProgressCallback | None = None,
     chunk: int = OFFLINE_CHUNK,
     model: str | None = None,
+    workers: WorkerPlan | None = None,
 ) -> dict[str, ResultRecord]:
     """Grade the items still missing from `run_dir`, appending each result; return all results.
 
-    Graders with `agrade` run on `max_connections` concurrent workers; others go through
-    `grade_many` in chunks on a worker thread (so progress keeps moving).
+    With a `workers` plan of more than one process, the plan's LLM grader runs in those
+    processes (sharing `max_connections`) and `grader` is not called. Otherwise graders with
+    `agrade` run on `max_connections` concurrent tasks; others go through `grade_many` in chunks
+    on a worker thread (so progress keeps moving).
     """
     done = read_results(run_dir)
     todo = pending_items(items, done)
@@ -407,7 +411,9 @@ def grade_into(
                 progress(state)
 
         if todo:
-            if callable(getattr(grader, "agrade", None)):
+            if workers is not None and workers.workers > 1:
+                coro = grade_in_workers(workers, todo, max_connections, on_grade)
+            elif callable(getattr(grader, "agrade", None)):
                 coro = _grade_async(cast(AsyncGrader, grader), todo, max_connections, on_grade)
             elif hasattr(grader, "grade_many"):
                 coro = _grade_chunks(cast(BatchGrader, grader), todo, chunk, on_grade)

@@ -17,6 +17,7 @@ from grader.evaluation import runner
 from grader.evaluation.dataset import LoadedData, load_datasets
 from grader.evaluation.runner import ProgressCallback, ResultRecord, RunSpec
 from grader.evaluation.scoring import EvalSummary, summarise
+from grader.evaluation.workers import WorkerPlan, auto_workers
 
 
 class EvalRequest(BaseModel):
@@ -29,6 +30,8 @@ class EvalRequest(BaseModel):
     model: str | None = None
     base_url: str | None = None
     max_connections: int | None = None
+    workers: int | None = None
+    """LLM grading processes; None picks by connection limit, cores and run size."""
     limit: int | None = None
     cache: bool = True
     strict: bool = False
@@ -191,7 +194,8 @@ def run_eval(
     before = runner.read_results(run_dir)
     pending = len(runner.pending_items(loaded.items, before))
     try:
-        results = _grade(request, spec, run_dir, grader, settings, loaded, notice, progress)
+        plan = _worker_plan(request, spec, grader, settings, home, pending)
+        results = _grade(request, spec, run_dir, grader, settings, loaded, progress, notice, plan)
     except KeyboardInterrupt:
         notice(f"results so far are in {run_dir}; continue with: grader eval --resume {run_dir}")
         raise
@@ -250,6 +254,22 @@ def _fill_from_results(run_dir: Path, spec: RunSpec, results: list[ResultRecord]
     return spec
 
 
+def _worker_plan(
+    request: EvalRequest, spec: RunSpec, grader: object, settings: Any, home: Path, pending: int
+) -> WorkerPlan | None:
+    """Worker processes for a plain LLM run; None (in-process) for anything else.
+
+    A cassette patches this process's HTTP stack only, and a batch run makes few requests."""
+    from grader.graders.llm import LLMGrader
+
+    if not isinstance(grader, LLMGrader) or spec.cassette is not None or spec.batch:
+        return None
+    workers = request.workers or auto_workers(spec.max_connections, pending)
+    if workers <= 1:
+        return None
+    return WorkerPlan(settings, home, workers)
+
+
 def _grade(
     request: EvalRequest,
     spec: RunSpec,
@@ -257,8 +277,9 @@ def _grade(
     grader: object,
     settings: Any,
     loaded: LoadedData,
-    notice: Callable[[str], None],
     progress: ProgressCallback | None,
+    notice: Callable[[str], None],
+    plan: WorkerPlan | None,
 ) -> dict[str, ResultRecord]:
     with _cassette(spec):
         if spec.batch:
@@ -281,5 +302,6 @@ def _grade(
                 max_connections=spec.max_connections,
                 progress=progress,
                 model=spec.model,
+                workers=plan,
             )
     return results

@@ -1,0 +1,57 @@
+"""A grading worker process for the worker tests: the real protocol, a scripted grader.
+
+python tests/fake_worker.py good           grades every answer "correct"
+python tests/fake_worker.py die-after N    after N grades, exits with code 7 on the next answer
+python tests/fake_worker.py leak-key       writes the API key to stderr, then exits with 3
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from grader.evaluation.workers import main
+from grader.models import Card, Grade, GradeEvidence
+from grader.settings import Settings
+
+
+class ScriptedGrader:
+    def __init__(self, settings: Settings, mode: str, limit: int) -> None:
+        self.settings = settings
+        self.mode = mode
+        self.limit = limit
+        self.graded = 0
+
+    async def agrade(self, card: Card, answer: str) -> Grade:
+        if self.mode == "leak-key":
+            sys.stderr.write(f"failed with key {self.settings.api_key_value()}\n")
+            sys.stderr.flush()
+            os._exit(3)
+        if self.mode == "die-after" and self.graded >= self.limit:
+            sys.stderr.write("worker crashed on purpose\n")
+            sys.stderr.flush()
+            os._exit(7)
+        await asyncio.sleep(0.01)
+        self.graded += 1
+        has_key = self.settings.api_key is not None
+        return Grade(
+            score=1.0,
+            verdict="correct",
+            feedback=f"pid {os.getpid()} key {'received' if has_key else 'missing'}",
+            evidence=GradeEvidence(grader="llm", model=self.settings.model),
+        )
+
+    async def aclose(self) -> None:
+        return None
+
+
+if __name__ == "__main__":
+    mode = sys.argv[1]
+    limit = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+
+    def make(settings: Settings, home: Path) -> ScriptedGrader:
+        return ScriptedGrader(settings, mode, limit)
+
+    main(make)

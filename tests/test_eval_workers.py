@@ -1,0 +1,214 @@
+"""Eval grading in worker processes: one shared connection limit, the parent alone writes results,
+a dead worker leaves `ungraded` (never `incorrect`), and a killed run leaves no worker behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from eval_fakes import grade_responder, standard_rows, write_dataset
+from typer.testing import CliRunner
+
+from grader.cli import app
+from grader.evaluation import runner
+from grader.evaluation.dataset import load_datasets
+from grader.evaluation.workers import WorkerPlan, auto_workers, connection_shares
+from grader.settings import Settings
+from grader.testing.openai_server import LoopbackOpenAIServer, Reply, wait_until
+
+TESTS = Path(__file__).resolve().parent
+SECRET = "sk-worker-test-secret"
+
+
+def fake_workers(home: Path, workers: int, *mode: str) -> WorkerPlan:
+    settings = Settings(base_url="http://127.0.0.1:9/v1", api_key=SECRET, model="m")
+    argv = (sys.executable, str(TESTS / "fake_worker.py"), *mode)
+    return WorkerPlan(settings, home, workers, argv=argv)
+
+
+def grade(tmp_path: Path, plan: WorkerPlan, rows: int, connections: int) -> dict[str, Any]:
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows(rows))
+    items = load_datasets([data]).items
+    results = runner.grade_into(
+        tmp_path / "run", None, items, max_connections=connections, workers=plan
+    )
+    return {"items": items, "results": results}
+
+
+def test_auto_uses_workers_only_for_large_runs_with_many_connections() -> None:
+    assert auto_workers(32, 5000, cpus=2) == 2
+    assert auto_workers(64, 5000, cpus=8) == 4
+    assert auto_workers(8, 5000, cpus=8) == 1  # the default limit: one process keeps up
+    assert auto_workers(32, 100, cpus=8) == 1  # start-up would cost more than it saves
+    assert auto_workers(32, 5000, cpus=1) == 1
+
+
+def test_the_connection_limit_is_split_not_multiplied() -> None:
+    assert connection_shares(32, 2) == [16, 16]
+    assert connection_shares(5, 2) == [3, 2]
+    assert connection_shares(2, 4) == [1, 1]
+    assert sum(connection_shares(33, 4)) == 33
+
+
+def test_workers_grade_everything_and_the_key_travels_over_the_pipe(tmp_path: Path) -> None:
+    plan = fake_workers(tmp_path / "home", 2, "good")
+    assert not any(SECRET in part for part in plan.argv)
+    out = grade(tmp_path, plan, 40, connections=4)
+    results = out["results"]
+    assert len(results) == len(out["items"]) == 42
+    assert {r.verdict for r in results.values()} == {"correct"}
+    feedback = {r.grade.feedback for r in results.values()}
+    assert all(f.endswith("key received") for f in feedback)
+    assert len({f.split()[1] for f in feedback}) == 2  # both worker processes graded
+    lines = (tmp_path / "run" / runner.RESULTS_FILE).read_text().splitlines()
+    assert len(lines) == 42  # one writer: no torn or interleaved lines
+
+
+def test_a_dying_worker_leaves_its_responses_ungraded(tmp_path: Path) -> None:
+    out = grade(tmp_path, fake_workers(tmp_path / "home", 2, "die-after", "3"), 40, connections=4)
+    results = out["results"]
+    assert len(results) == 42
+    verdicts = [r.verdict for r in results.values()]
+    assert 6 <= verdicts.count("correct") < 42  # at least three per worker, then each exits
+    assert "incorrect" not in verdicts
+    reasons = {r.grade.reason for r in results.values() if r.verdict == "ungraded"}
+    assert "grader failed: grading worker exited with code 7: worker crashed on purpose" in reasons
+    assert reasons <= {
+        "grader failed: grading worker exited with code 7: worker crashed on purpose",
+        "grader failed: no grading worker left",
+    }
+    # resuming grades exactly the ungraded ones again
+    again = runner.grade_into(
+        tmp_path / "run",
+        None,
+        out["items"],
+        max_connections=4,
+        workers=fake_workers(tmp_path / "home", 2, "good"),
+    )
+    assert [r.verdict for r in again.values()] == ["correct"] * 42
+
+
+def test_a_worker_failure_never_shows_the_key(tmp_path: Path) -> None:
+    out = grade(tmp_path, fake_workers(tmp_path / "home", 2, "leak-key"), 4, connections=2)
+    reasons = {r.grade.reason for r in out["results"].values()}
+    assert any("failed with key ***" in reason for reason in reasons), reasons
+    assert not any(SECRET in reason for reason in reasons)
+
+
+def test_cli_workers_grade_through_the_real_stack(tmp_path: Path) -> None:
+    lock = threading.Lock()
+    state = {"now": 0, "peak": 0}
+
+    def counted(body: dict[str, Any]) -> Reply:
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.05)
+        with lock:
+            state["now"] -= 1
+        return grade_responder(body)
+
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows(30))
+    out = tmp_path / "pred.jsonl"
+    with LoopbackOpenAIServer(responder=counted) as server:
+        result = CliRunner().invoke(
+            app,
+            [
+                "eval",
+                str(data),
+                "--grader",
+                "llm",
+                "--base-url",
+                server.base_url,
+                "-c",
+                "4",
+                "--workers",
+                "2",
+                "--bootstrap",
+                "0",
+                "--no-report",
+                "--json",
+                "--out",
+                str(out),
+            ],
+        )
+        assert result.exit_code == 0, result.stderr
+        assert len(server.requests) == 32
+    assert state["peak"] == 4  # both workers busy, and never more than the shared limit
+    overall = json.loads(result.stdout)["data"]["summary"]["overall"]
+    assert overall["n"] == 32 and overall["ungraded"] == 0
+    assert [json.loads(line)["line"] for line in out.read_text().splitlines()] == list(range(1, 33))
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found.update(int(p) for p in text)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_sigkill_of_the_parent_leaves_no_worker_and_resume_completes(tmp_path: Path) -> None:
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows(120))
+    run = tmp_path / "run"
+    with LoopbackOpenAIServer(responder=grade_responder, delay=0.1) as server:
+        common = ["--grader", "llm", "--base-url", server.base_url, "--bootstrap", "0"]
+        argv = [sys.executable, "-m", "grader", "eval", str(data), "--run-dir", str(run)]
+        child = subprocess.Popen(
+            [*argv, *common, "-c", "4", "--workers", "2", "--no-report"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "GRADER_HOME": str(tmp_path / "home")},
+        )
+        try:
+            results = run / runner.RESULTS_FILE
+            assert wait_until(
+                lambda: results.exists() and len(results.read_text().splitlines()) >= 10, 60
+            )
+            workers = _children(child.pid)
+            assert len(workers) == 2
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait(timeout=10)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        assert wait_until(lambda: not any(_alive(p) for p in workers), 15)
+        survived = len(results.read_text().splitlines())
+        assert 10 <= survived < 122
+
+        resumed = CliRunner().invoke(
+            app,
+            [
+                "eval",
+                "--resume",
+                str(run),
+                "--workers",
+                "2",
+                "--json",
+                "--bootstrap",
+                "0",
+                "--no-report",
+            ],
+        )
+        assert resumed.exit_code == 0, resumed.stderr
+    keys = [json.loads(line)["key"] for line in results.read_text().splitlines()]
+    assert len(keys) == len(set(keys)) == 122
+    assert json.loads(resumed.stdout)["data"]["summary"]["overall"]["ungraded"] == 0
