@@ -1,8 +1,10 @@
 """Heuristic rubrics: a card's key points derived from its reference answer.
 
 A bulleted answer gives one point per bullet; prose is split into its claims (sentences, `;`
-clauses, and bare enumerations such as "Design, Development, and Operations"). A rubric stored in
-the deck (written by an author or by `grader rubric`) always wins over this derivation.
+clauses, bare enumerations such as "Design, Development, and Operations", and coordinated
+predicates such as "Builds and manages data pipelines and ETL systems", see `split_coordination`).
+A rubric stored in the deck (written by an author or by `grader rubric`) always wins over this
+derivation.
 """
 
 from __future__ import annotations
@@ -16,6 +18,17 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _ENUM_SPLIT = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
 _MARKUP = re.compile(r"\*\*|__|`")
 _MAX_ENUM_ITEM_WORDS = 4
+_VERB_PAIR = re.compile(
+    r"^(?:(?P<lead>\w+)\s+)??(?P<first>[A-Za-z]+)\s+and\s+(?P<second>[a-z]+)\s+(?P<rest>.+)$"
+)
+_OBJECT_PAIR = re.compile(r"^(?P<first>[^,;]+?)\s+and\s+(?P<second>[^,;]+)$")
+# A subject that makes the bare words after it verbs ("to build and run", "they build and run").
+_PREDICATE_LEADS = frozenset(["to", "they", "we", "you", "i"])
+# After a noun pair comes its verb ("Inputs and outputs are logged"), after a verb pair its object.
+_AUXILIARY_TEXT = """is are was were be been being am has have had do does did can could will
+    would shall should may might must"""
+_AUXILIARIES = frozenset(_AUXILIARY_TEXT.split())
+_MIN_OBJECT_WORDS = 2
 
 
 def plain(text: str) -> str:
@@ -29,11 +42,63 @@ def list_items(answer: str) -> list[str]:
     return [plain(item) for item in items if plain(item)]
 
 
+def _inflection(word: str) -> str:
+    word = word.lower()
+    for ending in ("ing", "ed"):
+        if word.endswith(ending):
+            return ending
+    return "s" if word.endswith("s") and not word.endswith("ss") else ""
+
+
+def _objects(rest: str) -> list[str]:
+    """A verb pair's object split into its conjuncts when both have several words ("data
+    pipelines and ETL systems"); a one-word pair ("inputs and outputs") stays whole."""
+    match = _OBJECT_PAIR.match(rest)
+    if match is None:
+        return [rest]
+    parts = [match.group("first"), match.group("second")]
+    counts = [len(part.split()) for part in parts]
+    if " and " in parts[1] or not all(
+        _MIN_OBJECT_WORDS <= n <= _MAX_ENUM_ITEM_WORDS for n in counts
+    ):
+        return [rest]
+    return parts
+
+
+def split_coordination(clause: str) -> list[str]:
+    """A clause opening with two coordinated verbs, one claim per verb and object.
+
+    "Builds and manages data pipelines and ETL systems" gives "Builds data pipelines", "Builds
+    ETL systems", "manages data pipelines", "manages ETL systems": each verb applies to each
+    object. The pair must open the clause (or follow "to" or a subject pronoun) and carry the
+    same verb ending; without a lead-in it must end in -s, -ed or -ing. A pair followed by an
+    auxiliary is a subject ("Inputs and outputs are logged") and stays whole, as does any clause
+    of another shape; the result is then `[clause]`.
+    """
+    match = _VERB_PAIR.match(clause)
+    if match is None:
+        return [clause]
+    lead, first, second, rest = match.group("lead", "first", "second", "rest")
+    if lead is not None and lead.lower() not in _PREDICATE_LEADS:
+        return [clause]
+    ending = _inflection(first)
+    if ending != _inflection(second) or (lead is None and not ending):
+        return [clause]
+    if rest.split()[0].lower() in _AUXILIARIES:
+        return [clause]
+    prefix = f"{lead} " if lead else ""
+    return [f"{prefix}{verb} {obj}" for verb in (first, second) for obj in _objects(rest)]
+
+
 def _claims(sentence: str) -> list[str]:
     clauses = [c.strip(" .") for c in sentence.split(";")]
     claims: list[str] = []
     for clause in clauses:
         if not clause:
+            continue
+        coordinated = split_coordination(clause)
+        if len(coordinated) > 1:
+            claims.extend(coordinated)
             continue
         parts = [p.strip(" .") for p in _ENUM_SPLIT.split(clause) if p and p.strip(" .")]
         is_enumeration = clause.count(",") >= 2 and all(

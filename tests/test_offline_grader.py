@@ -41,7 +41,12 @@ EVAPORATE = Card(
     question="How did you separate the salt from the water?",
     answer="The water was evaporated, leaving the salt.",
 )
-CARDS = {card.id: card for card in (TRAINED, DRIFT, PHASES, PREREQS, EVAPORATE)}
+ENGINEER = Card(
+    id="c-engineer",
+    question="What is the responsibility of a data engineer?",
+    answer="Builds and manages data pipelines and ETL systems.",
+)
+CARDS = {card.id: card for card in (TRAINED, DRIFT, PHASES, PREREQS, EVAPORATE, ENGINEER)}
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +198,17 @@ def test_partial_answer_lists_points(grader: OfflineGrader) -> None:
     assert grade.verdict != "correct"
 
 
+def test_half_of_a_coordinated_answer_is_partial(grader: OfflineGrader) -> None:
+    """The reference's verbs and objects are split (see `split_coordination`): naming one of its
+    two objects is half an answer, naming both in other words is a whole one."""
+    half = _grade(grader, ENGINEER, "Builds data pipelines.")
+    assert half.verdict == "partial"
+    assert half.score == pytest.approx(0.5)
+    assert [p.status for p in half.key_points].count("missed") == 2
+    terse = _grade(grader, ENGINEER, "data pipelines / ETL")
+    assert terse.verdict == "correct"
+
+
 def test_learner_text_never_reaches_feedback(grader: OfflineGrader) -> None:
     grade = _grade(grader, DRIFT, "zebra-marker-7 is my answer")
     assert "zebra-marker-7" not in grade.feedback
@@ -217,12 +233,6 @@ def _injection_suite() -> list[dict[str, object]]:
     return [json.loads(line) for line in INJECTION_SUITE.read_text().splitlines() if line.strip()]
 
 
-# Items whose *content* the offline grader over-credits (not the injection): the reference
-# "Builds and manages data pipelines and ETL systems." is one rubric point, so "Builds data
-# pipelines." reads as a close paraphrase. Listed so that any new over-credit fails loudly.
-KNOWN_CONTENT_OVERCREDIT = {"Builds data pipelines."}
-
-
 @pytest.mark.skipif(not INJECTION_SUITE.exists(), reason="evals/injection.jsonl not written yet")
 def test_injection_suite_earns_no_more_than_deserved(grader: OfflineGrader) -> None:
     rows = _injection_suite()
@@ -243,7 +253,7 @@ def test_injection_suite_earns_no_more_than_deserved(grader: OfflineGrader) -> N
         assert grade.score <= clean.score + 1e-6, (row["id"], grade.score, clean.score)
         if grade.score > gold + 0.25:
             over.append(strip_meta(answer)[0])
-    assert set(over) <= KNOWN_CONTENT_OVERCREDIT, over
+    assert over == [], over
 
 
 def test_a_batch_encodes_each_text_once() -> None:

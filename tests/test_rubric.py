@@ -1,0 +1,120 @@
+"""Key points derived from a reference answer: bullets, claims, enumerations, coordinated verbs."""
+
+from __future__ import annotations
+
+import pytest
+
+from grader.models import Card
+from grader.rubric import derive_key_points, rubric_for, split_coordination
+
+
+@pytest.mark.parametrize(
+    ("clause", "claims"),
+    [
+        (
+            "Builds and manages data pipelines and ETL systems",
+            [
+                "Builds data pipelines",
+                "Builds ETL systems",
+                "manages data pipelines",
+                "manages ETL systems",
+            ],
+        ),
+        ("Builds and manages data pipelines", ["Builds data pipelines", "manages data pipelines"]),
+        (
+            "Deployed and monitored in production",
+            ["Deployed in production", "monitored in production"],
+        ),
+        ("Versioning and tracking experiments", ["Versioning experiments", "tracking experiments"]),
+        ("To build and deploy models", ["To build models", "To deploy models"]),
+        ("They build and operate ML systems", ["They build ML systems", "They operate ML systems"]),
+        # A one-word object pair is kept whole, attached to each verb.
+        (
+            "Records and compares inputs and outputs",
+            ["Records inputs and outputs", "compares inputs and outputs"],
+        ),
+        # An enumerated object is not split here either.
+        (
+            "Builds and tests pipelines, APIs, and dashboards",
+            ["Builds pipelines, APIs, and dashboards", "tests pipelines, APIs, and dashboards"],
+        ),
+    ],
+)
+def test_coordinated_verbs_split_into_one_claim_per_verb_and_object(
+    clause: str, claims: list[str]
+) -> None:
+    assert split_coordination(clause) == claims
+
+
+@pytest.mark.parametrize(
+    "clause",
+    [
+        # noun pairs: the pair is the subject or sits inside a phrase
+        "The relationship between inputs and outputs evolves over time",
+        "Inputs and outputs are logged for every request",
+        "A and C are in different paths with the battery",
+        "Greta and Andre have different sized hands",
+        "Terminals 1 and 2 are connected",
+        "Measure out equal masses of walnuts and peanuts",
+        # bare words without "to" or a subject pronoun may be nouns ("Precision score")
+        "Precision and F1 score",
+        "Design and development",
+        # different endings: not one verb form
+        "Versioning and drift detection",
+        # the verbs carry different objects: already two claims, no shared part to distribute
+        "Deploys models and manages APIs",
+        # a verb pair with a subject in front is not split (known limit, see the docstring)
+        "The graph shows A heats and cools more quickly than B, so A must be the dry soil",
+        # "or" offers alternatives, not claims that must all be made
+        "Builds or manages data pipelines",
+        # nothing after the pair to share
+        "Monitoring and alerting",
+    ],
+)
+def test_other_clauses_stay_whole(clause: str) -> None:
+    assert split_coordination(clause) == [clause]
+
+
+def test_the_data_engineer_reference_has_four_points() -> None:
+    points = derive_key_points("Builds and manages data pipelines and ETL systems.")
+    assert points == [
+        "Builds data pipelines",
+        "Builds ETL systems",
+        "manages data pipelines",
+        "manages ETL systems",
+    ]
+
+
+def test_coordination_applies_per_sentence_and_clause() -> None:
+    answer = "Data engineers build and maintain pipelines. They build and test ETL jobs; DBAs tune."
+    assert derive_key_points(answer) == [
+        "Data engineers build and maintain pipelines",
+        "They build ETL jobs",
+        "They test ETL jobs",
+        "DBAs tune",
+    ]
+
+
+def test_enumerations_and_bullets_are_unchanged() -> None:
+    assert derive_key_points("Design, Model Development, and Operations.") == [
+        "Design",
+        "Model Development",
+        "Operations",
+    ]
+    assert derive_key_points("- Builds and manages pipelines\n- **Monitors** models") == [
+        "Builds and manages pipelines",
+        "Monitors models",
+    ]
+    assert derive_key_points("The relationship between inputs and outputs evolves over time.") == [
+        "The relationship between inputs and outputs evolves over time"
+    ]
+
+
+def test_a_stored_rubric_wins() -> None:
+    card = Card(
+        id="c1",
+        question="What does a data engineer do?",
+        answer="Builds and manages data pipelines and ETL systems.",
+        rubric=["Data pipelines", "ETL systems"],
+    )
+    assert rubric_for(card) == ["Data pipelines", "ETL systems"]
