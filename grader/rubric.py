@@ -19,7 +19,7 @@ _ENUM_SPLIT = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
 _MARKUP = re.compile(r"\*\*|__|`")
 _MAX_ENUM_ITEM_WORDS = 4
 _VERB_PAIR = re.compile(
-    r"^(?:(?P<lead>\w+)\s+)??(?P<first>[A-Za-z]+)\s+and\s+(?P<second>[a-z]+)\s+(?P<rest>.+)$"
+    r"^(?:(?P<lead>\w+)\s+)??(?P<first>[A-Za-z]+)\s+and\s+(?P<second>[a-z]+)\s+(?P<rest>\S.*)$"
 )
 _OBJECT_PAIR = re.compile(r"^(?P<first>[^,;]+?)\s+and\s+(?P<second>[^,;]+)$")
 # A subject that makes the bare words after it verbs ("to build and run", "they build and run").

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from grader.models import Card
 from grader.rubric import derive_key_points, rubric_for, split_coordination
@@ -73,6 +75,29 @@ def test_coordinated_verbs_split_into_one_claim_per_verb_and_object(
 )
 def test_other_clauses_stay_whole(clause: str) -> None:
     assert split_coordination(clause) == [clause]
+
+
+_WORD = st.sampled_from(["builds", "manages", "tested", "to", "they", "are", "data", "ETL", "x"])
+_SPACE = st.sampled_from([" ", "  ", "\t"])
+# Mostly verb-pair shapes ("[lead] W and W [rest]"), with odd spacing and stray words and commas.
+_CLAUSES = st.builds(
+    lambda lead, first, second, rest, gap: gap.join([*lead, first, "and", second, *rest]),
+    st.lists(_WORD, max_size=1),
+    _WORD,
+    _WORD,
+    st.lists(st.one_of(_WORD, st.sampled_from(["and", ",", " ", ""])), max_size=6),
+    _SPACE,
+)
+
+
+@given(st.one_of(_CLAUSES, st.text(max_size=30)))
+def test_a_split_only_reuses_the_clause_words(clause: str) -> None:
+    claims = split_coordination(clause)
+    assert claims
+    if claims != [clause]:
+        assert len(claims) in (2, 4)
+        words = set(clause.split())
+        assert all(set(claim.split()) <= words for claim in claims)
 
 
 def test_the_data_engineer_reference_has_four_points() -> None:
