@@ -103,6 +103,15 @@ def test_list_item_splits_short_enumerations(foundations: Deck) -> None:
     assert answer_items(prose) == []
 
 
+def test_list_item_skips_key_points_split_from_coordinated_verbs(foundations: Deck) -> None:
+    engineer = next(
+        c for c in foundations.cards if "responsibility of a data engineer" in c.question
+    )
+    assert engineer.answer == "Builds and manages data pipelines and ETL systems."
+    assert answer_items(engineer) == []
+    assert list_item([engineer], make_id_factory(), NOW) == []
+
+
 def test_cloze_blanks_a_key_term_in_the_footnote(pipeline: Deck) -> None:
     made = cloze(pipeline.cards, make_id_factory(), NOW)
     assert len(made) >= 30

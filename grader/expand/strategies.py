@@ -137,7 +137,10 @@ def answer_items(card: Card) -> list[str]:
     if items:
         return items
     points = derive_key_points(card.answer)
-    if len(points) >= 3 and all(_is_list_entry(p) for p in points):
+    # Key points split from coordinated verbs ("Builds data pipelines" from "Builds and manages
+    # data pipelines and ETL systems") are not in the answer as written, so not a list to blank.
+    answer = plain(card.answer)
+    if len(points) >= 3 and all(_is_list_entry(p) and p in answer for p in points):
         return points
     return []
 
