@@ -260,9 +260,11 @@ def _worker_plan(
     """Worker processes for a plain LLM run; None (in-process) for anything else.
 
     A cassette patches this process's HTTP stack only, and a batch run makes few requests."""
+    if spec.grader != "llm" or spec.cassette is not None or spec.batch:
+        return None  # before the import below: an offline run need not load the LLM modules
     from grader.graders.llm import LLMGrader
 
-    if not isinstance(grader, LLMGrader) or spec.cassette is not None or spec.batch:
+    if not isinstance(grader, LLMGrader):
         return None
     workers = request.workers or auto_workers(spec.max_connections, pending)
     if workers <= 1:
