@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from grader.errors import GraderError
 from grader.models import Grade, Verdict
 from grader.scheduling import CardState, Override, RatingName, Scheduler
+from grader.sqlite_wal import connect_wal
 
 DB_NAME = "history.db"
 BUSY_TIMEOUT_S = 30.0
@@ -177,11 +178,8 @@ class History:
         """Open (creating and migrating as needed) `home/history.db`."""
         path = Path(home) / DB_NAME
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+            db = connect_wal(path, BUSY_TIMEOUT_S)
             db.row_factory = sqlite3.Row
-            db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-            db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = FULL")
             db.execute("PRAGMA foreign_keys = ON")
             history = cls(db, path)

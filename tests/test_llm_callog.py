@@ -7,8 +7,11 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
+
 from grader.llm.callog import DB_NAME, MIGRATIONS, CallLog, CallRecord, cache_key, migrate
 from grader.models import Usage
+from grader.sqlite_wal import connect_wal
 
 BASE = {
     "model": "m",
@@ -107,3 +110,54 @@ def test_processes_share_one_log(grader_home: Path) -> None:
     log = CallLog(grader_home)
     assert log.count_calls() == 90
     log.close()
+
+
+def open_at_once(log: CallLog, threads: int) -> list[BaseException]:
+    """Errors from `threads` threads making their first call to `log` at the same moment."""
+    start = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def first_call() -> None:
+        start.wait()
+        try:
+            assert log.count_calls() == 0
+        except BaseException as error:
+            errors.append(error)
+
+    running = [threading.Thread(target=first_call) for _ in range(threads)]
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join()
+    return errors
+
+
+def test_threads_opening_a_fresh_log_at_once_all_succeed(tmp_path: Path) -> None:
+    # Switching a new database to WAL fails at once, without the busy timeout, while another
+    # connection holds a lock: this used to fail about one run in four.
+    for round_ in range(15):
+        assert open_at_once(CallLog(tmp_path / str(round_)), threads=8) == []
+
+
+def test_connect_wal_waits_for_a_lock_held_elsewhere(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    released = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
+    released.start()
+    conn = connect_wal(path, timeout_s=10)
+    released.join()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    holder.close()
+
+
+def test_connect_wal_gives_up_after_its_timeout(tmp_path: Path) -> None:
+    path = tmp_path / "db.sqlite3"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        connect_wal(path, timeout_s=0.2)
+    holder.close()

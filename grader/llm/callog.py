@@ -12,12 +12,12 @@ import hashlib
 import json
 import sqlite3
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from grader.models import Usage, utc_now_iso
+from grader.sqlite_wal import connect_wal
 
 DB_NAME = "llm.sqlite3"
 BUSY_TIMEOUT_MS = 10_000
@@ -117,23 +117,23 @@ class CallLog:
     def __init__(self, home: Path) -> None:
         self.path = Path(home) / DB_NAME
         self._local = threading.local()
-        self._migrated = False
-        self._migrate_lock = threading.Lock()
+        self._ready = False
+        self._setup_lock = threading.Lock()
 
     def _connection(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            conn = self._open()
             self._local.conn = conn
-        if not self._migrated:
-            with self._migrate_lock:
-                if not self._migrated:
-                    migrate(conn)
-                    self._migrated = True
+        return conn
+
+    def _open(self) -> sqlite3.Connection:
+        conn = connect_wal(self.path, BUSY_TIMEOUT_MS / 1000)
+        conn.execute("PRAGMA synchronous = NORMAL")
+        with self._setup_lock:
+            if not self._ready:
+                migrate(conn)
+                self._ready = True
         return conn
 
     def close(self) -> None:
@@ -213,14 +213,7 @@ class CallLog:
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
     """Apply pending migrations in order, inside one write transaction; returns their names."""
-    for attempt in range(50):
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            break
-        except sqlite3.OperationalError:
-            if attempt == 49:
-                raise
-            time.sleep(0.05)
+    conn.execute("BEGIN IMMEDIATE")  # waits on the busy timeout for other writers
     try:
         conn.execute(
             "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT)"
