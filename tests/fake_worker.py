@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from grader.evaluation.workers import main
@@ -47,11 +48,14 @@ class ScriptedGrader:
         return None
 
 
-if __name__ == "__main__":
-    mode = sys.argv[1]
-    limit = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+def scripted(mode: str, limit: int = 0) -> Callable[[Settings, Path], ScriptedGrader]:
+    """A grader factory for `WorkerPlan.make_grader` (forked workers) or `main` (spawned)."""
 
     def make(settings: Settings, home: Path) -> ScriptedGrader:
         return ScriptedGrader(settings, mode, limit)
 
-    main(make)
+    return make
+
+
+if __name__ == "__main__":
+    main(scripted(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 0))

@@ -3,6 +3,7 @@ a dead worker leaves `ungraded` (never `incorrect`), and a killed run leaves no 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -15,12 +16,13 @@ from typing import Any
 
 import pytest
 from eval_fakes import grade_responder, standard_rows, write_dataset
+from fake_worker import scripted
 from typer.testing import CliRunner
 
 from grader.cli import app
 from grader.evaluation import runner
 from grader.evaluation.dataset import load_datasets
-from grader.evaluation.workers import WorkerPlan, auto_workers, connection_shares
+from grader.evaluation.workers import WorkerPlan, auto_workers, can_fork, connection_shares
 from grader.settings import Settings
 from grader.testing.openai_server import LoopbackOpenAIServer, Reply, wait_until
 
@@ -28,10 +30,18 @@ TESTS = Path(__file__).resolve().parent
 SECRET = "sk-worker-test-secret"
 
 
-def fake_workers(home: Path, workers: int, *mode: str) -> WorkerPlan:
+START_METHODS = ["fork", "spawn"] if can_fork() else ["spawn"]
+
+
+def fake_workers(home: Path, workers: int, mode: str, limit: int = 0, *, start: str) -> WorkerPlan:
+    """Workers that grade with a scripted grader, forked from this process or spawned."""
     settings = Settings(base_url="http://127.0.0.1:9/v1", api_key=SECRET, model="m")
-    argv = (sys.executable, str(TESTS / "fake_worker.py"), *mode)
-    return WorkerPlan(settings, home, workers, argv=argv)
+    if start == "fork":
+        return WorkerPlan(
+            settings, home, workers, make_grader=scripted(mode, limit), preload=lambda _: None
+        )
+    argv = (sys.executable, str(TESTS / "fake_worker.py"), mode, str(limit))
+    return WorkerPlan(settings, home, workers, command=argv)
 
 
 def grade(tmp_path: Path, plan: WorkerPlan, rows: int, connections: int) -> dict[str, Any]:
@@ -58,9 +68,12 @@ def test_the_connection_limit_is_split_not_multiplied() -> None:
     assert sum(connection_shares(33, 4)) == 33
 
 
-def test_workers_grade_everything_and_the_key_travels_over_the_pipe(tmp_path: Path) -> None:
-    plan = fake_workers(tmp_path / "home", 2, "good")
-    assert not any(SECRET in part for part in plan.argv)
+@pytest.mark.parametrize("start", START_METHODS)
+def test_workers_grade_everything_and_the_key_travels_over_the_pipe(
+    tmp_path: Path, start: str
+) -> None:
+    plan = fake_workers(tmp_path / "home", 2, "good", start=start)
+    assert not any(SECRET in part for part in plan.command or ())
     out = grade(tmp_path, plan, 40, connections=4)
     results = out["results"]
     assert len(results) == len(out["items"]) == 42
@@ -72,8 +85,10 @@ def test_workers_grade_everything_and_the_key_travels_over_the_pipe(tmp_path: Pa
     assert len(lines) == 42  # one writer: no torn or interleaved lines
 
 
-def test_a_dying_worker_leaves_its_responses_ungraded(tmp_path: Path) -> None:
-    out = grade(tmp_path, fake_workers(tmp_path / "home", 2, "die-after", "3"), 40, connections=4)
+@pytest.mark.parametrize("start", START_METHODS)
+def test_a_dying_worker_leaves_its_responses_ungraded(tmp_path: Path, start: str) -> None:
+    plan = fake_workers(tmp_path / "home", 2, "die-after", 3, start=start)
+    out = grade(tmp_path, plan, 40, connections=4)
     results = out["results"]
     assert len(results) == 42
     verdicts = [r.verdict for r in results.values()]
@@ -91,13 +106,15 @@ def test_a_dying_worker_leaves_its_responses_ungraded(tmp_path: Path) -> None:
         None,
         out["items"],
         max_connections=4,
-        workers=fake_workers(tmp_path / "home", 2, "good"),
+        workers=fake_workers(tmp_path / "home", 2, "good", start=start),
     )
     assert [r.verdict for r in again.values()] == ["correct"] * 42
 
 
-def test_a_worker_failure_never_shows_the_key(tmp_path: Path) -> None:
-    out = grade(tmp_path, fake_workers(tmp_path / "home", 2, "leak-key"), 4, connections=2)
+@pytest.mark.parametrize("start", START_METHODS)
+def test_a_worker_failure_never_shows_the_key(tmp_path: Path, start: str) -> None:
+    plan = fake_workers(tmp_path / "home", 2, "leak-key", start=start)
+    out = grade(tmp_path, plan, 4, connections=2)
     reasons = {r.grade.reason for r in out["results"].values()}
     assert any("failed with key ***" in reason for reason in reasons), reasons
     assert not any(SECRET in reason for reason in reasons)
@@ -146,6 +163,53 @@ def test_cli_workers_grade_through_the_real_stack(tmp_path: Path) -> None:
     overall = json.loads(result.stdout)["data"]["summary"]["overall"]
     assert overall["n"] == 32 and overall["ungraded"] == 0
     assert [json.loads(line)["line"] for line in out.read_text().splitlines()] == list(range(1, 33))
+
+
+@pytest.mark.skipif(not can_fork(), reason="workers are forked only on Linux")
+def test_forked_workers_hold_only_their_own_pipes_and_a_killed_one_leaves_ungraded(
+    tmp_path: Path,
+) -> None:
+    seen: dict[str, Any] = {"requests": 0}
+    lock = threading.Lock()
+    results_file = tmp_path / "run" / runner.RESULTS_FILE
+
+    def open_files(pid: int) -> list[str]:
+        targets = []
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                targets.append(os.readlink(fd))
+        return targets
+
+    def responder(body: dict[str, Any]) -> Reply:
+        with lock:
+            seen["requests"] += 1
+            if seen["requests"] == 20:  # mid-run: look at the workers, then kill one
+                workers = sorted(_children(os.getpid()))
+                seen["workers"] = workers
+                seen["files"] = {f for pid in workers for f in open_files(pid)}
+                seen["ours"] = set(open_files(os.getpid()))
+                seen["cmdlines"] = {Path(f"/proc/{p}/cmdline").read_bytes() for p in workers}
+                os.kill(seen["workers"][0], signal.SIGKILL)
+        return grade_responder(body)
+
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows(40))
+    items = load_datasets([data]).items
+    with LoopbackOpenAIServer(responder=responder) as server:
+        settings = Settings(base_url=server.base_url, cache=False, log=False)
+        plan = WorkerPlan(settings, tmp_path / "home", 2)
+        results = runner.grade_into(tmp_path / "run", None, items, max_connections=4, workers=plan)
+    assert len(seen["workers"]) == 2
+    # forked from this process (same command line), not new interpreters
+    assert seen["cmdlines"] == {Path("/proc/self/cmdline").read_bytes()}
+    # nothing of ours stays open in a worker (the results file, the server's sockets), only the
+    # pipes between us
+    assert str(results_file) in seen["ours"]
+    shared = {f for f in seen["files"] & seen["ours"] if f.startswith(("/", "socket:"))}
+    assert shared == set()
+    assert len(results) == 42
+    ungraded = [r.grade.reason for r in results.values() if r.verdict == "ungraded"]
+    assert 1 <= len(ungraded) <= 2  # the killed worker's share in flight; the other did the rest
+    assert set(ungraded) == {"grader failed: grading worker exited with code -9"}
 
 
 def _children(pid: int) -> set[int]:

@@ -196,7 +196,10 @@ def compare_command(
 
 
 class _progress_bar:
-    """A rich progress bar on stderr (only on a terminal): done/total, rate, ETA, tokens, cost."""
+    """A rich progress bar on stderr (only on a terminal): done/total, rate, ETA, tokens, cost.
+
+    It starts (with its refresh thread) at the first result, after any grading workers have been
+    forked: forking a process with threads risks the child inheriting a held lock."""
 
     def __enter__(self) -> Any:
         from rich.console import Console
@@ -221,7 +224,6 @@ class _progress_bar:
             disable=not console.is_terminal,
             transient=False,
         )
-        self.progress.start()
         self.task: Any = None
         return self.update
 
@@ -231,6 +233,7 @@ class _progress_bar:
         from grader.evaluation.runner import estimate_cost
 
         if self.task is None:
+            self.progress.start()
             self.started = time.monotonic()
             self.first_done = state.done
             self.task = self.progress.add_task(

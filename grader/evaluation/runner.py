@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from grader.atomic import write_text_atomic
 from grader.errors import InputError, NotFoundError
 from grader.evaluation.dataset import DatasetFile, EvalItem, card_for
-from grader.evaluation.workers import WorkerPlan, grade_in_workers
+from grader.evaluation.workers import WorkerPlan, grade_in_workers, started_workers
 from grader.models import Card, Grade, GradeEvidence, Usage, utc_now_iso
 
 SPEC_FILE = "spec.json"
@@ -410,10 +410,11 @@ def grade_into(
             if progress is not None:
                 progress(state)
 
-        if todo:
-            if workers is not None and workers.workers > 1:
-                coro = grade_in_workers(workers, todo, max_connections, on_grade)
-            elif callable(getattr(grader, "agrade", None)):
+        if todo and workers is not None and workers.workers > 1:
+            with started_workers(workers, max_connections) as started:
+                asyncio.run(grade_in_workers(started, workers.settings, todo, on_grade))
+        elif todo:
+            if callable(getattr(grader, "agrade", None)):
                 coro = _grade_async(cast(AsyncGrader, grader), todo, max_connections, on_grade)
             elif hasattr(grader, "grade_many"):
                 coro = _grade_chunks(cast(BatchGrader, grader), todo, chunk, on_grade)

@@ -7,6 +7,11 @@ parent owns the run: it hands each worker at most its share of the connection li
 takes the grades back over a pipe, and alone writes `results.jsonl` (so kill -9 and `--resume`
 behave as in one process). A worker that dies leaves its in-flight responses `ungraded`.
 
+Workers are forked from the parent after it has loaded openai and instructor (about a second of
+CPU a fresh interpreter would spend on its own), before its event loop or any progress thread
+starts; where fork is unavailable or unsafe (not Linux), they run `python -m
+grader.evaluation.workers`. Either way they speak the same protocol over stdin and stdout.
+
 Protocol, one JSON object per line. Parent to worker: first `{"settings", "home"}`, then
 `{"n", "card", "answer"}` per response; closing stdin means no more. Worker to parent:
 `{"n", "grade"}` per response. The API key travels over the pipe, never in argv or the
@@ -17,12 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import signal
+import subprocess
 import sys
+import traceback
+import warnings
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import count
 from pathlib import Path
@@ -35,11 +44,14 @@ from grader.models import Card, Grade, GradeEvidence
 from grader.settings import Settings
 
 CONNECTIONS_PER_WORKER = 16
-"""Connections one process serves before another one is worth its start-up (~1 s of CPU)."""
+"""Connections one process serves before a second one pays off."""
 MIN_RESPONSES_FOR_WORKERS = 200
-"""Smaller runs grade in-process: start-up would cost more than it saves."""
+"""Smaller runs grade in-process: starting workers would cost more than it saves."""
 LINE_LIMIT = 16 * 1024 * 1024
 STDERR_TAIL = 5
+SPAWN_COMMAND = (sys.executable, "-m", "grader.evaluation.workers")
+
+GraderFactory = Callable[[Settings, Path], Any]
 
 
 def available_cpus() -> int:
@@ -64,6 +76,24 @@ def connection_shares(max_connections: int, workers: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(workers)]
 
 
+def llm_grader(settings: Settings, home: Path) -> Any:
+    from grader.graders.llm import LLMGrader
+
+    return LLMGrader(settings, home)
+
+
+def preload_llm(settings: Settings) -> None:
+    from grader.graders.llm import preload
+
+    preload(settings)
+
+
+def can_fork() -> bool:
+    """Forking a process that has loaded openai is safe on Linux; macOS's system libraries are
+    not fork-safe, and Windows has no fork."""
+    return sys.platform.startswith("linux") and hasattr(os, "fork")
+
+
 @dataclass(frozen=True)
 class WorkerPlan:
     """How to start the grading workers: what they grade with, and how many there are."""
@@ -71,10 +101,18 @@ class WorkerPlan:
     settings: Settings
     home: Path
     workers: int
-    argv: Sequence[str] = field(
-        default_factory=lambda: (sys.executable, "-m", "grader.evaluation.workers")
-    )
-    """The worker command; tests substitute one that fails on purpose."""
+    make_grader: GraderFactory = llm_grader
+    """What a forked worker grades with, built from the settings it receives over the pipe."""
+    preload: Callable[[Settings], None] = preload_llm
+    """Runs once in the parent before forking, so the workers start with it done."""
+    command: Sequence[str] | None = field(default=None)
+    """Run this command instead of forking (scripted workers in tests; `SPAWN_COMMAND` where
+    fork is unavailable)."""
+
+    def spawn_command(self) -> Sequence[str] | None:
+        if self.command is not None:
+            return self.command
+        return None if can_fork() else SPAWN_COMMAND
 
 
 def _init_line(settings: Settings, home: Path, connections: int) -> bytes:
@@ -96,78 +134,213 @@ def _worker_failed(settings: Settings, reason: str) -> Grade:
     return Grade.ungraded(f"grader failed: {reason}", evidence)
 
 
-class _Worker:
-    """One worker process as the parent sees it."""
+# -- starting workers (before the event loop) ------------------------------------------------
 
-    def __init__(self, process: asyncio.subprocess.Process, share: int) -> None:
-        self.process = process
-        self.share = share
+
+@dataclass
+class StartedWorker:
+    """A running worker process and the parent's ends of its three pipes."""
+
+    pid: int
+    stdin: int
+    stdout: int
+    stderr: int
+    share: int
+    """Responses this worker may have in flight."""
+    wait: Callable[[], int]
+    """Block until the process exits; its exit code (negative: killed by that signal)."""
+    exited: bool = False
+    adopted: bool = False
+    """The pipes belong to an event loop now, which closes them."""
+
+    def kill(self) -> None:
+        if not self.exited:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    def reap(self) -> None:
+        """Kill the process if it still runs, wait for it, close the pipes nobody adopted."""
+        self.kill()
+        if not self.adopted:
+            for fd in (self.stdin, self.stdout, self.stderr):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        if not self.exited:
+            self.wait()
+            self.exited = True
+
+
+def _pipes() -> tuple[tuple[int, int], tuple[int, int], tuple[int, int]]:
+    return os.pipe(), os.pipe(), os.pipe()
+
+
+def _spawn(command: Sequence[str], share: int) -> StartedWorker:
+    (in_r, in_w), (out_r, out_w), (err_r, err_w) = _pipes()
+    try:
+        process = subprocess.Popen(command, stdin=in_r, stdout=out_w, stderr=err_w)
+    finally:
+        for fd in (in_r, out_w, err_w):
+            os.close(fd)
+    return StartedWorker(process.pid, in_w, out_r, err_r, share, wait=process.wait)
+
+
+def _fork(make_grader: GraderFactory, share: int) -> StartedWorker:
+    (in_r, in_w), (out_r, out_w), (err_r, err_w) = _pipes()
+    # Python 3.12+ warns about forking with threads; the child uses none of the parent's locks:
+    # it gets fresh standard streams and its own event loop, and never returns into our stack.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        _run_forked_child(make_grader, in_r, out_w, err_w)
+    for fd in (in_r, out_w, err_w):
+        os.close(fd)
+
+    def wait() -> int:
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+    return StartedWorker(pid, in_w, out_r, err_r, share, wait=wait)
+
+
+def _run_forked_child(make_grader: GraderFactory, stdin: int, stdout: int, stderr: int) -> None:
+    """The forked worker: the pipes become fds 0-2, every other inherited fd is closed (sockets,
+    the results file, other workers' pipes), then it serves until stdin closes. Never returns."""
+    code = 1
+    try:
+        gc.freeze()  # inherited objects are never collected here, so none closes a reused fd
+        os.dup2(stdin, 0)
+        os.dup2(stdout, 1)
+        os.dup2(stderr, 2)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 4096)
+        sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+        sys.stdout = sys.stderr = open(2, "w", encoding="utf-8", closefd=False, buffering=1)  # noqa: SIM115
+        main(make_grader)
+        code = 0
+    except BaseException:
+        with contextlib.suppress(Exception):
+            traceback.print_exc()
+            sys.stderr.flush()
+    finally:
+        os._exit(code)
+
+
+@contextlib.contextmanager
+def started_workers(plan: WorkerPlan, max_connections: int) -> Iterator[list[StartedWorker]]:
+    """Start `plan.workers` processes (call before any event loop or thread starts); kill any
+    still running on the way out."""
+    command = plan.spawn_command()
+    if command is None:
+        plan.preload(plan.settings)
+    workers: list[StartedWorker] = []
+    try:
+        for share in connection_shares(max_connections, plan.workers):
+            if command is None:
+                workers.append(_fork(plan.make_grader, share))
+            else:
+                workers.append(_spawn(command, share))
+            os.write(workers[-1].stdin, _init_line(plan.settings, plan.home, share))
+        yield workers
+    finally:
+        for worker in workers:
+            worker.reap()
+
+
+# -- driving workers (inside the event loop) -------------------------------------------------
+
+
+class _Worker:
+    """One started worker as the event loop sees it."""
+
+    def __init__(
+        self,
+        started: StartedWorker,
+        stdin: asyncio.StreamWriter,
+        stdout: asyncio.StreamReader,
+        stderr: asyncio.StreamReader,
+        transports: list[asyncio.BaseTransport],
+    ) -> None:
+        self.started = started
+        self.share = started.share
+        self.stdin = stdin
+        self.stdout = stdout
+        self.transports = transports
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL)
-        self._stderr_task = asyncio.create_task(self._drain_stderr())
+        self._stderr_task = asyncio.create_task(self._drain_stderr(stderr))
 
     @classmethod
-    async def start(cls, plan: WorkerPlan, share: int) -> _Worker:
-        process = await asyncio.create_subprocess_exec(
-            *plan.argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=LINE_LIMIT,
-        )
-        worker = cls(process, share)
-        worker.send(_init_line(plan.settings, plan.home, share))
-        return worker
+    async def adopt(cls, started: StartedWorker) -> _Worker:
+        """Hand the pipes to the running event loop, which owns them from then on."""
+        loop = asyncio.get_running_loop()
+        transports: list[asyncio.BaseTransport] = []
 
-    async def _drain_stderr(self) -> None:
-        assert self.process.stderr is not None
-        async for line in self.process.stderr:
+        async def reader(fd: int) -> asyncio.StreamReader:
+            stream = asyncio.StreamReader(limit=LINE_LIMIT)
+            transport, _ = await loop.connect_read_pipe(
+                lambda: asyncio.StreamReaderProtocol(stream), os.fdopen(fd, "rb", buffering=0)
+            )
+            transports.append(transport)
+            return stream
+
+        started.adopted = True
+        stdout, stderr = await reader(started.stdout), await reader(started.stderr)
+        transport, protocol = await loop.connect_write_pipe(
+            lambda: asyncio.StreamReaderProtocol(asyncio.StreamReader()),
+            os.fdopen(started.stdin, "wb", buffering=0),
+        )
+        transports.append(transport)
+        stdin = asyncio.StreamWriter(transport, protocol, None, loop)
+        return cls(started, stdin, stdout, stderr, transports)
+
+    async def _drain_stderr(self, stderr: asyncio.StreamReader) -> None:
+        async for line in stderr:
             text = line.decode("utf-8", "replace").strip()
             if text:
                 self.stderr_tail.append(text)
 
     def send(self, line: bytes) -> None:
-        assert self.process.stdin is not None
-        if not self.process.stdin.is_closing():
-            self.process.stdin.write(line)
+        if not self.stdin.is_closing():
+            self.stdin.write(line)
 
     async def flush(self) -> None:
-        assert self.process.stdin is not None
         with contextlib.suppress(ConnectionError):
-            await self.process.stdin.drain()
+            await self.stdin.drain()
 
     async def receive(self) -> bytes:
-        assert self.process.stdout is not None
-        return await self.process.stdout.readline()
+        return await self.stdout.readline()
+
+    async def _wait(self) -> int:
+        code = await asyncio.to_thread(self.started.wait)
+        self.started.exited = True
+        await self._stderr_task
+        return code
 
     async def exit_reason(self) -> str:
         """Why the worker stopped answering (call once its stdout has ended)."""
-        code = await self.process.wait()
-        await self._stderr_task
+        code = await self._wait()
         last = self.stderr_tail[-1] if self.stderr_tail else ""
         return f"grading worker exited with code {code}" + (f": {last}" if last else "")
 
     async def finish(self) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.close()
-        await self.process.wait()
-        await self._stderr_task
+        self.stdin.close()
+        await self._wait()
 
-    def kill(self) -> None:
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.process.kill()
+    def close(self) -> None:
+        """Close the pipes (the process itself is reaped by `started_workers`)."""
+        self._stderr_task.cancel()
+        for transport in self.transports:
+            transport.close()
 
 
 async def grade_in_workers(
-    plan: WorkerPlan,
+    started: Sequence[StartedWorker],
+    settings: Settings,
     items: Sequence[EvalItem],
-    max_connections: int,
     on_grade: Callable[[EvalItem, Grade], None],
 ) -> None:
-    """Grade `items` in `plan.workers` processes, at most `max_connections` in flight in all."""
+    """Grade `items` in the started workers, each with at most its share in flight."""
     queue = deque(items)
     numbers = count()
-    redact = plan.settings.redact
+    redact = settings.redact
     workers: list[_Worker] = []
 
     async def drive(worker: _Worker) -> None:
@@ -192,7 +365,7 @@ async def grade_in_workers(
             if not line:
                 reason = redact(await worker.exit_reason())
                 for item in in_flight.values():
-                    on_grade(item, _worker_failed(plan.settings, reason))
+                    on_grade(item, _worker_failed(settings, reason))
                 return
             reply = _Reply.model_validate_json(line)
             on_grade(in_flight.pop(reply.n), reply.grade)
@@ -200,22 +373,20 @@ async def grade_in_workers(
         await worker.finish()
 
     try:
-        for share in connection_shares(max_connections, plan.workers):
-            workers.append(await _Worker.start(plan, share))
+        for one in started:
+            workers.append(await _Worker.adopt(one))
         await asyncio.gather(*(drive(w) for w in workers))
         for item in queue:  # every worker died before these were handed out
-            on_grade(item, _worker_failed(plan.settings, "no grading worker left"))
+            on_grade(item, _worker_failed(settings, "no grading worker left"))
     finally:
         for worker in workers:
-            worker.kill()
+            worker.close()
 
 
 # -- the worker process ---------------------------------------------------------------------
 
 
-async def serve(
-    lines: asyncio.StreamReader, out: IO[bytes], make_grader: Callable[[Settings, Path], Any]
-) -> None:
+async def serve(lines: asyncio.StreamReader, out: IO[bytes], make_grader: GraderFactory) -> None:
     """Worker side: grade each response line as it arrives, write each grade when it is done."""
     init = json.loads(await lines.readline())
     settings = Settings.model_validate(init["settings"])
@@ -242,23 +413,18 @@ async def serve(
         await grader.aclose()
 
 
-def _llm_grader(settings: Settings, home: Path) -> Any:
-    from grader.graders.llm import LLMGrader
-
-    return LLMGrader(settings, home)
-
-
-async def _main(make_grader: Callable[[Settings, Path], Any]) -> None:
+async def _main(make_grader: GraderFactory) -> None:
     loop = asyncio.get_running_loop()
     lines = asyncio.StreamReader(limit=LINE_LIMIT)
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(lines), sys.stdin)
+    stdin = open(0, "rb", buffering=0, closefd=False)  # noqa: SIM115
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(lines), stdin)
     # the protocol owns fd 1; anything a library prints goes to stderr instead
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     await serve(lines, out, make_grader)
 
 
-def main(make_grader: Callable[[Settings, Path], Any] = _llm_grader) -> None:
+def main(make_grader: GraderFactory = llm_grader) -> None:
     # Ctrl-C reaches the whole process group; the parent decides, and kills its workers
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:

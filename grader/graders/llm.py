@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from grader.errors import LLMError
+from grader.llm import adapter
 from grader.llm.adapter import LLMClient, StructuredLLM, StructuredResult
 from grader.llm.prompts import PromptTemplate, answer_tag, load_prompt, neutralize_delimiters
 from grader.llm.schemas import GradeResponse, normalise_point
@@ -61,6 +62,11 @@ def to_grade(response: GradeResponse, rubric: Sequence[str], evidence: GradeEvid
         feedback=response.feedback,
         evidence=evidence,
     )
+
+
+def preload(settings: Settings) -> None:
+    """Load the LLM stack for grading once, before forking grading workers."""
+    adapter.preload(GradeResponse, settings.mode)
 
 
 class LLMGrader:

@@ -122,6 +122,30 @@ def _quiet_library_loggers() -> None:
     logger.propagate = False
 
 
+def instructor_mode(name: str) -> Any:
+    """The instructor Mode for a `Settings.mode` name."""
+    import instructor
+
+    return {
+        "tools": instructor.Mode.TOOLS,
+        "json": instructor.Mode.JSON,
+        "md_json": instructor.Mode.MD_JSON,
+        "json_schema": instructor.Mode.JSON_SCHEMA,
+    }[name]
+
+
+def preload(response_model: type[BaseModel], mode: str) -> None:
+    """Import openai and instructor and run their one-time set-up (lazy imports, the wrapped
+    schema), about a second of CPU, so that processes forked afterwards skip it. Opens nothing."""
+    import instructor
+    import openai
+
+    _quiet_library_loggers()
+    client = openai.AsyncOpenAI(api_key="unused", base_url="http://127.0.0.1/v1")
+    instructor.from_openai(client, mode=instructor_mode(mode))
+    instructor.openai_schema(response_model)
+
+
 class LLMClient:
     """Structured calls to one OpenAI-compatible endpoint, logged and cached under `home`."""
 
@@ -148,16 +172,6 @@ class LLMClient:
 
     # -- clients -------------------------------------------------------------------------------
 
-    def _mode(self) -> Any:
-        import instructor
-
-        return {
-            "tools": instructor.Mode.TOOLS,
-            "json": instructor.Mode.JSON,
-            "md_json": instructor.Mode.MD_JSON,
-            "json_schema": instructor.Mode.JSON_SCHEMA,
-        }[self.settings.mode]
-
     def _client_options(self) -> dict[str, Any]:
         return {
             "api_key": self.settings.api_key_value(),
@@ -174,7 +188,8 @@ class LLMClient:
 
                 _quiet_library_loggers()
                 client = openai.OpenAI(**self._client_options())
-                self._sync = instructor.from_openai(client, mode=self._mode())
+                mode = instructor_mode(self.settings.mode)
+                self._sync = instructor.from_openai(client, mode=mode)
             return self._sync
 
     def _async_client(self) -> tuple[AsyncInstructor, asyncio.Semaphore]:
@@ -188,7 +203,7 @@ class LLMClient:
             _quiet_library_loggers()
             client = openai.AsyncOpenAI(**self._client_options())
             state = (
-                instructor.from_openai(client, mode=self._mode()),
+                instructor.from_openai(client, mode=instructor_mode(self.settings.mode)),
                 asyncio.Semaphore(self.settings.max_connections),
             )
             self._async[loop] = state
