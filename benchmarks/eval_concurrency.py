@@ -14,6 +14,11 @@ per-response and does not depend on the count. Each row also gives the CPU time 
 response of the client (this process: grader, openai, instructor, httpx, results file) and of the
 server (its own process), which tells which side limits the rate. Then it prints the offline
 grader's rate over the first responses of a shared dataset (when the offline grader is installed).
+
+`--cli` times whole `grader eval` commands in fresh processes instead (library imports, call log
+on, metrics), in-process and with the workers `grader eval` picks, for each N:
+
+    .venv/bin/python benchmarks/eval_concurrency.py --cli --connections 32
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -178,6 +184,47 @@ def llm_run(server: Server, connections: int, count: int, workers: int | None) -
     return timing
 
 
+def cli_run(server: Server, connections: int, count: int, workers: int) -> float:
+    """Seconds for a whole `grader eval` command in a fresh process (imports, grading with the
+    call log on and the cache off, metrics): what a user waits for."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "responses.jsonl"
+        data.write_text(
+            "".join(item.record.model_dump_json() + "\n" for item in items(count)),
+            encoding="utf-8",
+        )
+        argv = [sys.executable, "-m", "grader", "eval", str(data), "--grader", "llm"]
+        argv += ["--base-url", server.base_url, "-c", str(connections), "--workers", str(workers)]
+        argv += ["--no-cache", "--no-report", "--bootstrap", "0", "--json"]
+        started = time.perf_counter()
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "GRADER_HOME": tmp},
+        )
+        elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"grader eval failed: {done.stderr.strip()[-300:]}")
+    overall = json.loads(done.stdout)["data"]["summary"]["overall"]
+    if overall["n"] != count or overall["ungraded"]:
+        graded, ungraded = overall["n"], overall["ungraded"]
+        raise SystemExit(f"grader eval graded {graded} of {count}, {ungraded} ungraded")
+    return elapsed
+
+
+def cli_rows(delay: float, connections: list[int], count: int) -> None:
+    from grader.evaluation.workers import auto_workers
+
+    print(f"whole grader eval command, fresh process, D = {delay * 1000:.0f} ms, {count} responses")
+    print(f"{'N':>4} {'workers':>7} {'seconds':>8} {'ideal grading s':>16}")
+    with server_process(delay) as server:
+        for n in connections:
+            for workers in dict.fromkeys((1, auto_workers(n, count))):
+                elapsed = cli_run(server, n, count, workers)
+                print(f"{n:>4} {workers:>7} {elapsed:>8.2f} {count * delay / n:>16.2f}")
+
+
 def offline_rate(limit: int) -> None:
     dataset = SHARED / "scientsbank_train.jsonl"
     try:
@@ -211,10 +258,16 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=None, help="grading processes (default: as grader eval)"
     )
+    parser.add_argument(
+        "--cli", action="store_true", help="time whole `grader eval` commands instead"
+    )
     parser.add_argument("--serve", type=float, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
         serve(args.serve)
+        return
+    if args.cli:
+        cli_rows(args.delay, [int(x) for x in args.connections.split(",")], args.count)
         return
     print(f"loopback LLM grading, D = {args.delay * 1000:.0f} ms, {args.count} responses")
     print(
