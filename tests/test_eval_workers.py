@@ -111,6 +111,20 @@ def test_a_dying_worker_leaves_its_responses_ungraded(tmp_path: Path, start: str
     assert [r.verdict for r in again.values()] == ["correct"] * 42
 
 
+def test_workers_that_exit_at_once_leave_everything_ungraded(tmp_path: Path) -> None:
+    settings = Settings(base_url="http://127.0.0.1:9/v1", model="m")
+    argv = (sys.executable, "-c", "import sys; sys.stderr.write('no luck\\n'); sys.exit(5)")
+    plan = WorkerPlan(settings, tmp_path / "home", 2, command=argv)
+    out = grade(tmp_path, plan, 8, connections=2)
+    reasons = {r.grade.reason for r in out["results"].values()}
+    assert len(out["results"]) == 10
+    assert reasons <= {
+        "grader failed: grading worker exited with code 5: no luck",
+        "grader failed: no grading worker left",
+    }
+    assert "grader failed: grading worker exited with code 5: no luck" in reasons
+
+
 @pytest.mark.parametrize("start", START_METHODS)
 def test_a_worker_failure_never_shows_the_key(tmp_path: Path, start: str) -> None:
     plan = fake_workers(tmp_path / "home", 2, "leak-key", start=start)

@@ -211,8 +211,7 @@ def _run_forked_child(make_grader: GraderFactory, stdin: int, stdout: int, stder
         os.dup2(stdin, 0)
         os.dup2(stdout, 1)
         os.dup2(stderr, 2)
-        os.closerange(3, os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 4096)
-        sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
         sys.stdout = sys.stderr = open(2, "w", encoding="utf-8", closefd=False, buffering=1)  # noqa: SIM115
         main(make_grader)
         code = 0
@@ -238,7 +237,8 @@ def started_workers(plan: WorkerPlan, max_connections: int) -> Iterator[list[Sta
                 workers.append(_fork(plan.make_grader, share))
             else:
                 workers.append(_spawn(command, share))
-            os.write(workers[-1].stdin, _init_line(plan.settings, plan.home, share))
+            with contextlib.suppress(BrokenPipeError):  # a worker already gone shows as EOF
+                os.write(workers[-1].stdin, _init_line(plan.settings, plan.home, share))
         yield workers
     finally:
         for worker in workers:
