@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ from grader.evaluation import runner
 from grader.evaluation.dataset import load_datasets
 from grader.evaluation.workers import WorkerPlan, auto_workers, can_fork, connection_shares
 from grader.settings import Settings
-from grader.testing.openai_server import LoopbackOpenAIServer, Reply, wait_until
+from grader.testing.openai_server import InFlight, LoopbackOpenAIServer, Reply, wait_until
 
 TESTS = Path(__file__).resolve().parent
 SECRET = "sk-worker-test-secret"
@@ -135,18 +134,7 @@ def test_a_worker_failure_never_shows_the_key(tmp_path: Path, start: str) -> Non
 
 
 def test_cli_workers_grade_through_the_real_stack(tmp_path: Path) -> None:
-    lock = threading.Lock()
-    state = {"now": 0, "peak": 0}
-
-    def counted(body: dict[str, Any]) -> Reply:
-        with lock:
-            state["now"] += 1
-            state["peak"] = max(state["peak"], state["now"])
-        time.sleep(0.05)
-        with lock:
-            state["now"] -= 1
-        return grade_responder(body)
-
+    counted = InFlight(grade_responder, hold=0.05)
     data = write_dataset(tmp_path / "d.jsonl", standard_rows(30))
     out = tmp_path / "pred.jsonl"
     with LoopbackOpenAIServer(responder=counted) as server:
@@ -173,7 +161,7 @@ def test_cli_workers_grade_through_the_real_stack(tmp_path: Path) -> None:
         )
         assert result.exit_code == 0, result.stderr
         assert len(server.requests) == 32
-    assert state["peak"] == 4  # both workers busy, and never more than the shared limit
+    assert counted.peak == 4  # both workers busy, and never more than the shared limit
     overall = json.loads(result.stdout)["data"]["summary"]["overall"]
     assert overall["n"] == 32 and overall["ungraded"] == 0
     assert [json.loads(line)["line"] for line in out.read_text().splitlines()] == list(range(1, 33))

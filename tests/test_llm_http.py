@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ from grader.llm.adapter import LLMClient
 from grader.llm.callog import DB_NAME, CallLog
 from grader.models import Card, Grade
 from grader.settings import InstructorMode, Settings
-from grader.testing.openai_server import LoopbackOpenAIServer, Reply
+from grader.testing.openai_server import InFlight, LoopbackOpenAIServer, Reply
 
 KEY = "sk-loopback-secret-0123456789"
 CARD = Card(
@@ -230,24 +228,13 @@ def test_no_log_writes_no_call_rows(grader_home: Path) -> None:
 
 
 def test_async_grades_share_one_connection_limit(grader_home: Path) -> None:
-    lock = threading.Lock()
-    state = {"now": 0, "peak": 0}
-
-    def slow(body: dict[str, Any]) -> Reply:
-        with lock:
-            state["now"] += 1
-            state["peak"] = max(state["peak"], state["now"])
-        time.sleep(0.1)
-        with lock:
-            state["now"] -= 1
-        return reply_for(body, GOOD)
-
+    slow = InFlight(lambda body: reply_for(body, GOOD), hold=0.1)
     with LoopbackOpenAIServer(responder=slow) as server:
         grader = grader_for(server, grader_home, max_connections=2)
         grades = grade_all_async(grader, [(CARD, f"answer {i}") for i in range(6)])
         assert len(server.requests) == 6
     assert [g.verdict for g in grades] == ["correct"] * 6
-    assert state["peak"] == 2
+    assert slow.peak == 2
 
 
 def test_many_connections_opened_at_once_are_all_answered(grader_home: Path) -> None:
