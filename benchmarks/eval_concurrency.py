@@ -156,6 +156,11 @@ def llm_run(server: Server, connections: int, count: int, workers: int | None) -
         processes = workers or auto_workers(connections, count)
         plan = WorkerPlan(settings, Path(tmp), processes) if processes > 1 else None
         arrivals: list[float] = []
+
+        def arrived(state: runner.Progress) -> None:
+            if state.done > len(arrivals):  # a result, not the report before grading starts
+                arrivals.append(time.perf_counter())
+
         server_cpu = server.cpu()
         client_cpu = cpu_seconds()
         started = time.perf_counter()
@@ -165,7 +170,7 @@ def llm_run(server: Server, connections: int, count: int, workers: int | None) -
             items(count),
             max_connections=connections,
             workers=plan,
-            progress=lambda _: arrivals.append(time.perf_counter()),
+            progress=arrived,
         )
         elapsed = time.perf_counter() - started
         low, high = arrivals[count // 10], arrivals[count - 1 - count // 10]

@@ -77,3 +77,31 @@ def test_sigkill_then_resume_completes_without_duplicates(
     assert len(keys) == len(set(keys)) == 62
     assert [json.loads(line)["line"] for line in _lines(out)] == list(range(1, 63))
     assert json.loads(result.stdout)["data"]["summary"]["overall"]["n"] == 62
+
+
+def test_progress_hears_once_before_grading_then_per_result(tmp_path: Path) -> None:
+    from grader.evaluation import runner
+    from grader.evaluation.dataset import load_datasets
+
+    items = load_datasets([write_dataset(tmp_path / "d.jsonl", standard_rows(12))]).items
+    first_half = items[:6]
+    heard: list[tuple[int, int]] = []
+    runner.grade_into(
+        tmp_path / "run",
+        FakeGrader(),
+        first_half,
+        max_connections=2,
+        progress=lambda state: heard.append((state.done, state.total)),
+    )
+    assert heard == [(0, 6)] + [(n, 6) for n in range(1, 7)]
+    heard.clear()
+    runner.grade_into(
+        tmp_path / "run",
+        FakeGrader(),
+        items,
+        max_connections=2,
+        progress=lambda state: heard.append((state.done, state.total)),
+    )
+    # resumed: the first report already counts what the run directory holds
+    assert heard[0] == (6, len(items))
+    assert [done for done, _ in heard[1:]] == list(range(7, len(items) + 1))

@@ -198,8 +198,9 @@ def compare_command(
 class _progress_bar:
     """A rich progress bar on stderr (only on a terminal): done/total, rate, ETA, tokens, cost.
 
-    It starts (with its refresh thread) at the first result, after any grading workers have been
-    forked: forking a process with threads risks the child inheriting a held lock."""
+    It starts (with its refresh thread) at the runner's first report, which comes after any
+    grading workers have been forked: forking a process with threads risks the child inheriting
+    a held lock."""
 
     def __enter__(self) -> Any:
         from rich.console import Console

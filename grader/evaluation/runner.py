@@ -388,7 +388,8 @@ def grade_into(
     With a `workers` plan of more than one process, the plan's LLM grader runs in those
     processes (sharing `max_connections`) and `grader` is not called. Otherwise graders with
     `agrade` run on `max_connections` concurrent tasks; others go through `grade_many` in chunks
-    on a worker thread (so progress keeps moving).
+    on a worker thread (so progress keeps moving). `progress` hears once before grading starts,
+    then after every result.
     """
     done = read_results(run_dir)
     todo = pending_items(items, done)
@@ -399,6 +400,10 @@ def grade_into(
 
     with ResultsWriter(run_dir / RESULTS_FILE) as writer:
 
+        def report() -> None:
+            if progress is not None:
+                progress(state)
+
         def on_grade(item: EvalItem, grade: Grade) -> None:
             result = result_for(item, grade)
             writer.write(result)
@@ -407,11 +412,11 @@ def grade_into(
             state.ungraded += 0 if grade.graded else 1
             state.usage = state.usage + grade.evidence.usage
             state.cached += 1 if grade.evidence.cached else 0
-            if progress is not None:
-                progress(state)
+            report()
 
         if todo and workers is not None and workers.workers > 1:
             with started_workers(workers, max_connections) as started:
+                report()  # only now: a progress display may start a thread, never before a fork
                 asyncio.run(grade_in_workers(started, workers.settings, todo, on_grade))
         elif todo:
             if callable(getattr(grader, "agrade", None)):
@@ -420,6 +425,7 @@ def grade_into(
                 coro = _grade_chunks(cast(BatchGrader, grader), todo, chunk, on_grade)
             else:
                 raise TypeError(f"{type(grader).__name__} can neither agrade nor grade_many")
+            report()
             asyncio.run(coro)
     compact_results(run_dir, [i.key for i in items])
     return done
