@@ -325,6 +325,13 @@ class SentenceEncoder:
 
         return ThreadPoolExecutor(workers, thread_name_prefix="encoder"), blas
 
+    def close(self) -> None:
+        """Stop the worker threads, if any started (a later multi-batch encode starts new ones)."""
+        with self._lock:
+            parallel = self.__dict__.pop("_parallel", None)
+        if parallel is not None:
+            parallel[0].shutdown()
+
     def encode(self, texts: Sequence[str], batch_tokens: int = BATCH_TOKENS) -> FloatArray:
         """Unit vectors for `texts`, shape (len(texts), 384), float32, in input order. Texts not
         in the cache run through the model in batches of about `batch_tokens` tokens."""

@@ -56,6 +56,9 @@ class FakeGrader:
     def grade_many(self, items: Sequence[tuple[Card, str]]) -> list[Grade]:
         return [self._grade(answer) for _, answer in items]
 
+    def close(self) -> None:
+        pass
+
     async def agrade(self, card: Card, answer: str) -> Grade:
         with self._lock:
             self.in_flight += 1

@@ -37,6 +37,7 @@ class FakeGrader:
     default: Grade = field(default_factory=lambda: make_grade(1.0))
     calls: list[tuple[str, str]] = field(default_factory=list)
     kind: str = "fake"
+    closed: bool = False
 
     def queue(self, *items: Grade | Exception) -> FakeGrader:
         self.grades.extend(items)
@@ -51,6 +52,9 @@ class FakeGrader:
 
     def grade_many(self, items: Sequence[tuple[Card, str]]) -> list[Grade]:
         return [self.grade(card, answer) for card, answer in items]
+
+    def close(self) -> None:
+        self.closed = True
 
 
 @dataclass

@@ -5,7 +5,9 @@ The LLM is the loopback server; no network.
 
 from __future__ import annotations
 
+import gc
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -214,3 +216,13 @@ def test_config_never_shows_the_key(monkeypatch: pytest.MonkeyPatch, grader_home
     assert "sk-never-shown" not in result.stdout
     human = invoke("config")
     assert "model: local" in human.stdout and "sk-never-shown" not in human.stdout
+
+
+def test_grade_closes_its_connections(
+    deck: Path, llm: LoopbackOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    assert invoke("grade", str(deck), "c1", "design").exit_code == 0
+    gc.collect()  # an HTTP connection left open would warn (an error here) when collected
+    assert [u.exc_type for u in unraisable] == []

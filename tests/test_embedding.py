@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +111,22 @@ def test_missing_package_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ModelNotInstalledError, match="not installed"):
         model_dir()
+
+
+def _encoder_threads() -> int:
+    return sum(t.name.startswith("encoder") for t in threading.enumerate())
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="one core: no worker threads")
+def test_close_stops_the_worker_threads_and_encoding_still_works() -> None:
+    fresh = SentenceEncoder.load(verify=False)
+    before = _encoder_threads()
+    fresh.encode(["model drift", "data drift"], batch_tokens=2)  # two batches: worker threads
+    assert _encoder_threads() > before
+    fresh.close()
+    assert _encoder_threads() == before
+    again = fresh.encode(["feature store", "model registry"], batch_tokens=2)
+    assert again.shape == (2, DIM) and fresh.forward_batches == 4
+    fresh.close()
+    fresh.close()  # closing twice is harmless
+    assert _encoder_threads() == before

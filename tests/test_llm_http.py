@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,10 +47,23 @@ def reply_for(body: dict[str, Any], payload: dict[str, Any]) -> Reply:
     return Reply.content("Here it is:\n```json\n" + json.dumps(payload) + "\n```")  # md_json
 
 
-def grader_for(server: LoopbackOpenAIServer, home: Path, **overrides: Any) -> LLMGrader:
-    options: dict[str, Any] = {"base_url": server.base_url, "api_key": KEY, "model": "m"}
-    options.update(overrides)
-    return LLMGrader(Settings(**options), home)
+GraderFor = Callable[..., LLMGrader]
+
+
+@pytest.fixture
+def grader_for(grader_home: Path) -> Iterator[GraderFor]:
+    """Makes LLM graders for a loopback server; closes them (and their sockets) afterwards."""
+    made: list[LLMGrader] = []
+
+    def make(server: LoopbackOpenAIServer, **overrides: Any) -> LLMGrader:
+        options: dict[str, Any] = {"base_url": server.base_url, "api_key": KEY, "model": "m"}
+        options.update(overrides)
+        made.append(LLMGrader(Settings(**options), grader_home))
+        return made[-1]
+
+    yield make
+    for grader in made:
+        grader.close()
 
 
 def grade_all_async(grader: LLMGrader, items: list[tuple[Card, str]]) -> list[Grade]:
@@ -65,9 +79,9 @@ def grade_all_async(grader: LLMGrader, items: list[tuple[Card, str]]) -> list[Gr
 
 
 @pytest.mark.parametrize("mode", ["tools", "json", "md_json", "json_schema"])
-def test_valid_grade_in_every_mode(grader_home: Path, mode: InstructorMode) -> None:
+def test_valid_grade_in_every_mode(mode: InstructorMode, grader_for: GraderFor) -> None:
     with LoopbackOpenAIServer(responder=lambda body: reply_for(body, GOOD)) as server:
-        grade = grader_for(server, grader_home, mode=mode).grade(CARD, "design, dev, some ops")
+        grade = grader_for(server, mode=mode).grade(CARD, "design, dev, some ops")
         body = server.requests[0]
         base_url = server.base_url
     assert grade.verdict == "correct"
@@ -82,18 +96,18 @@ def test_valid_grade_in_every_mode(grader_home: Path, mode: InstructorMode) -> N
     assert ("tools" in body) == (mode == "tools")
 
 
-def test_tool_call_and_json_content_wire_formats(grader_home: Path) -> None:
+def test_tool_call_and_json_content_wire_formats(grader_for: GraderFor) -> None:
     replies = [Reply.tool_call("GradeResponse", GOOD), Reply.content(GOOD)]
     with LoopbackOpenAIServer(replies) as server:
-        tools = grader_for(server, grader_home, mode="tools").grade(CARD, "a")
-        content = grader_for(server, grader_home, mode="json").grade(CARD, "b")
+        tools = grader_for(server, mode="tools").grade(CARD, "a")
+        content = grader_for(server, mode="json").grade(CARD, "b")
     assert tools.verdict == content.verdict == "correct"
 
 
-def test_invalid_then_valid_reasks_and_sums_usage(grader_home: Path) -> None:
+def test_invalid_then_valid_reasks_and_sums_usage(grader_for: GraderFor) -> None:
     replies = [Reply.tool_call("GradeResponse", BAD), Reply.tool_call("GradeResponse", GOOD)]
     with LoopbackOpenAIServer(replies) as server:
-        grade = grader_for(server, grader_home).grade(CARD, "a")
+        grade = grader_for(server).grade(CARD, "a")
         second = server.requests[1]
     assert grade.verdict == "correct"
     assert grade.evidence.attempts == 2
@@ -103,9 +117,9 @@ def test_invalid_then_valid_reasks_and_sums_usage(grader_home: Path) -> None:
     assert "disagrees with score" in reask, "the validator's message drives the re-ask"
 
 
-def test_never_valid_is_ungraded(grader_home: Path) -> None:
+def test_never_valid_is_ungraded(grader_for: GraderFor) -> None:
     with LoopbackOpenAIServer(responder=lambda body: reply_for(body, BAD)) as server:
-        grade = grader_for(server, grader_home, max_reasks=2).grade(CARD, "a")
+        grade = grader_for(server, max_reasks=2).grade(CARD, "a")
         sent = len(server.requests)
     assert sent == 3
     assert grade.verdict == "ungraded"
@@ -115,47 +129,47 @@ def test_never_valid_is_ungraded(grader_home: Path) -> None:
     assert "disagrees" in grade.reason
 
 
-def test_output_that_is_not_json_is_ungraded(grader_home: Path) -> None:
+def test_output_that_is_not_json_is_ungraded(grader_for: GraderFor) -> None:
     with LoopbackOpenAIServer(responder=lambda body: Reply.content("I think it is great!")) as s:
-        grade = grader_for(s, grader_home, mode="json", max_reasks=1).grade(CARD, "a")
+        grade = grader_for(s, mode="json", max_reasks=1).grade(CARD, "a")
     assert grade.verdict == "ungraded"
     assert grade.reason and "output" in grade.reason
 
 
-def test_429_with_retry_after_is_retried(grader_home: Path) -> None:
+def test_429_with_retry_after_is_retried(grader_for: GraderFor) -> None:
     replies = [
         Reply.error(429, "slow down", headers={"Retry-After": "0.05"}),
         Reply.tool_call("GradeResponse", GOOD),
     ]
     with LoopbackOpenAIServer(replies) as server:
-        grade = grader_for(server, grader_home, max_retries=2).grade(CARD, "a")
+        grade = grader_for(server, max_retries=2).grade(CARD, "a")
         sent = len(server.requests)
     assert grade.verdict == "correct"
     assert sent == 2
 
 
-def test_429_until_retries_run_out_is_ungraded(grader_home: Path) -> None:
+def test_429_until_retries_run_out_is_ungraded(grader_for: GraderFor) -> None:
     limited = Reply.error(429, "slow down", headers={"retry-after-ms": "10"})
     with LoopbackOpenAIServer([limited, limited]) as server:
-        grade = grader_for(server, grader_home, max_retries=1).grade(CARD, "a")
+        grade = grader_for(server, max_retries=1).grade(CARD, "a")
         base_url = server.base_url
     assert grade.verdict == "ungraded"
     assert grade.reason == f"rate limited by {base_url} (HTTP 429) after 1 retries"
 
 
-def test_500_then_success_and_500_forever(grader_home: Path) -> None:
+def test_500_then_success_and_500_forever(grader_for: GraderFor) -> None:
     boom = Reply.error(500, "boom", headers={"retry-after-ms": "10"})
     with LoopbackOpenAIServer([boom, Reply.tool_call("GradeResponse", GOOD), boom, boom]) as server:
-        ok = grader_for(server, grader_home, max_retries=1).grade(CARD, "a")
-        failed = grader_for(server, grader_home, max_retries=1).grade(CARD, "b")
+        ok = grader_for(server, max_retries=1).grade(CARD, "a")
+        failed = grader_for(server, max_retries=1).grade(CARD, "b")
     assert ok.verdict == "correct"
     assert failed.verdict == "ungraded"
     assert failed.reason is not None and "HTTP 500" in failed.reason
 
 
-def test_timeout_is_ungraded(grader_home: Path) -> None:
+def test_timeout_is_ungraded(grader_for: GraderFor) -> None:
     with LoopbackOpenAIServer([Reply.hang(10)]) as server:
-        grade = grader_for(server, grader_home, timeout=0.3, max_retries=0).grade(CARD, "a")
+        grade = grader_for(server, timeout=0.3, max_retries=0).grade(CARD, "a")
     assert grade.verdict == "ungraded"
     assert grade.reason is not None and "timed out after 0.3s" in grade.reason
 
@@ -170,9 +184,9 @@ def test_connection_refused_is_ungraded(grader_home: Path) -> None:
     assert grade.reason == f"cannot connect to the LLM endpoint {base_url} (0 retries)"
 
 
-def test_401_never_leaks_the_key(grader_home: Path) -> None:
+def test_401_never_leaks_the_key(grader_for: GraderFor) -> None:
     with LoopbackOpenAIServer([Reply.error(401, f"Incorrect API key provided: {KEY}")]) as s:
-        grade = grader_for(s, grader_home).grade(CARD, "a")
+        grade = grader_for(s).grade(CARD, "a")
         auth = s.received[0].headers["authorization"]
     assert auth == f"Bearer {KEY}"
     assert grade.verdict == "ungraded"
@@ -180,16 +194,18 @@ def test_401_never_leaks_the_key(grader_home: Path) -> None:
     assert KEY not in grade.model_dump_json()
 
 
-def test_calls_are_logged_and_identical_requests_cached(grader_home: Path) -> None:
+def test_calls_are_logged_and_identical_requests_cached(
+    grader_home: Path, grader_for: GraderFor
+) -> None:
     with LoopbackOpenAIServer(responder=lambda body: reply_for(body, GOOD)) as server:
-        first = grader_for(server, grader_home).grade(CARD, "same answer")
+        first = grader_for(server).grade(CARD, "same answer")
         # Concurrency, retry and timeout settings are not part of the cache key.
-        second = grader_for(server, grader_home, max_connections=1, max_retries=0, timeout=5).grade(
+        second = grader_for(server, max_connections=1, max_retries=0, timeout=5).grade(
             CARD, "same answer"
         )
         assert len(server.requests) == 1, "the second identical call made no HTTP request"
-        grader_for(server, grader_home).grade(CARD, "another answer")
-        grader_for(server, grader_home, model="other-model").grade(CARD, "same answer")
+        grader_for(server).grade(CARD, "another answer")
+        grader_for(server, model="other-model").grade(CARD, "same answer")
         assert len(server.requests) == 3
     assert not first.evidence.cached
     assert second.evidence.cached and second.evidence.attempts == 0
@@ -206,12 +222,12 @@ def test_calls_are_logged_and_identical_requests_cached(grader_home: Path) -> No
     assert KEY.encode() not in (grader_home / DB_NAME).read_bytes()
 
 
-def test_failures_are_logged_but_never_cached(grader_home: Path) -> None:
+def test_failures_are_logged_but_never_cached(grader_home: Path, grader_for: GraderFor) -> None:
     with LoopbackOpenAIServer(
         [Reply.error(400, "bad request"), Reply.tool_call("GradeResponse", GOOD)]
     ) as server:
-        failed = grader_for(server, grader_home).grade(CARD, "a")
-        ok = grader_for(server, grader_home).grade(CARD, "a")
+        failed = grader_for(server).grade(CARD, "a")
+        ok = grader_for(server).grade(CARD, "a")
         sent = len(server.requests)
     assert failed.verdict == "ungraded" and ok.verdict == "correct"
     assert sent == 2
@@ -219,37 +235,37 @@ def test_failures_are_logged_but_never_cached(grader_home: Path) -> None:
     assert rows[1]["error"] is not None and "HTTP 400" in rows[1]["error"]
 
 
-def test_no_log_writes_no_call_rows(grader_home: Path) -> None:
+def test_no_log_writes_no_call_rows(grader_home: Path, grader_for: GraderFor) -> None:
     with LoopbackOpenAIServer(responder=lambda body: reply_for(body, GOOD)) as server:
-        grader_for(server, grader_home, log=False).grade(CARD, "a")
-        grader_for(server, grader_home, log=False, cache=False).grade(CARD, "a")
+        grader_for(server, log=False).grade(CARD, "a")
+        grader_for(server, log=False, cache=False).grade(CARD, "a")
         assert len(server.requests) == 2
     assert CallLog(grader_home).count_calls() == 0
 
 
-def test_async_grades_share_one_connection_limit(grader_home: Path) -> None:
+def test_async_grades_share_one_connection_limit(grader_for: GraderFor) -> None:
     slow = InFlight(lambda body: reply_for(body, GOOD), hold=0.1)
     with LoopbackOpenAIServer(responder=slow) as server:
-        grader = grader_for(server, grader_home, max_connections=2)
+        grader = grader_for(server, max_connections=2)
         grades = grade_all_async(grader, [(CARD, f"answer {i}") for i in range(6)])
         assert len(server.requests) == 6
     assert [g.verdict for g in grades] == ["correct"] * 6
     assert slow.peak == 2
 
 
-def test_many_connections_opened_at_once_are_all_answered(grader_home: Path) -> None:
+def test_many_connections_opened_at_once_are_all_answered(grader_for: GraderFor) -> None:
     # An eval opens `max_connections` connections at once; the loopback server's listen backlog
     # must take them all (the stdlib default of 5 dropped some, costing retries or failures).
     with LoopbackOpenAIServer(responder=lambda body: reply_for(body, GOOD), delay=0.05) as server:
-        grader = grader_for(server, grader_home, max_connections=64, max_retries=0, cache=False)
+        grader = grader_for(server, max_connections=64, max_retries=0, cache=False)
         grades = grade_all_async(grader, [(CARD, f"answer {i}") for i in range(64)])
         assert len(server.requests) == 64
     assert [g.reason for g in grades if not g.graded] == []
 
 
-def test_async_works_across_event_loops(grader_home: Path) -> None:
+def test_async_works_across_event_loops(grader_for: GraderFor) -> None:
     with LoopbackOpenAIServer(responder=lambda body: reply_for(body, GOOD)) as server:
-        grader = grader_for(server, grader_home, cache=False)
+        grader = grader_for(server, cache=False)
 
         async def once() -> str:
             grade = await grader.agrade(CARD, "a")
@@ -260,7 +276,7 @@ def test_async_works_across_event_loops(grader_home: Path) -> None:
             assert asyncio.run(once()) == "correct"
 
 
-def test_grade_many_threads_in_order(grader_home: Path) -> None:
+def test_grade_many_threads_in_order(grader_for: GraderFor) -> None:
     def by_answer(body: dict[str, Any]) -> Reply:
         text = body["messages"][1]["content"]
         payload = (
@@ -276,7 +292,7 @@ def test_grade_many_threads_in_order(grader_home: Path) -> None:
         return reply_for(body, payload)
 
     with LoopbackOpenAIServer(responder=by_answer) as server:
-        grader = grader_for(server, grader_home, max_connections=3)
+        grader = grader_for(server, max_connections=3)
         grades = grader.grade_many([(CARD, "good"), (CARD, "bad"), (CARD, "good 2"), (CARD, "x")])
     assert [g.verdict for g in grades] == ["correct", "incorrect", "correct", "incorrect"]
 
@@ -300,11 +316,11 @@ def test_adapter_generic_structured_call(grader_home: Path) -> None:
     assert result.attempts == 1 and not result.cached
 
 
-def test_learner_text_is_never_templated(grader_home: Path) -> None:
+def test_learner_text_is_never_templated(grader_for: GraderFor) -> None:
     """instructor renders messages as Jinja when given `context=`; we never give it one."""
     answer = "{{ rubric }} {% for x in range(3) %}{{ x }}{% endfor %} {{ 7 * 7 }}"
     with LoopbackOpenAIServer(responder=lambda body: reply_for(body, GOOD)) as server:
-        grade = grader_for(server, grader_home).grade(CARD, answer)
+        grade = grader_for(server).grade(CARD, answer)
         user = server.requests[0]["messages"][1]["content"]
     assert grade.verdict == "correct"
     assert answer in user

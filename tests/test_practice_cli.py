@@ -60,6 +60,7 @@ def test_session_grades_shows_and_records_with_override(
     assert "Session over: 2 answer(s) saved." in out
     assert "Traceback" not in result.stderr
     assert fake.calls == [("c1", "line a\nline b"), ("c2", "wrong answer")]
+    assert fake.closed  # its connections go with the session
     first, second = attempts(grader_home)
     assert (first.answer, first.rating, first.override) == ("line a\nline b", "good", None)
     assert (second.verdict, second.proposed_rating) == ("incorrect", "again")

@@ -88,7 +88,10 @@ def grade(
     text = _read_answer(answer)
     home, settings = _settings(model, base_url, mode, no_log)
     grader = build_grader(grader_kind, settings, home)
-    result = grader.grade(card, text)
+    try:
+        result = grader.grade(card, text)
+    finally:
+        grader.close()
     if json_output:
         print_json("grade", {"deck": deck.as_posix(), "card_id": card.id, "grade": result})
         return

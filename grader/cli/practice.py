@@ -271,7 +271,10 @@ def practice(
             session = PracticeSession(
                 grader=grader, history=history, scheduler=Scheduler(), clock=clock
             )
-            attempts = _run_session(session, queue, Terminal(sys.stdin, out), out, err)
+            try:
+                attempts = _run_session(session, queue, Terminal(sys.stdin, out), out, err)
+            finally:
+                grader.close()
             out.print(f"Session over: {len(attempts)} answer(s) saved.", markup=False)
     if as_json:
         print_json("practice", _summary(attempts))

@@ -20,3 +20,7 @@ class Grader(Protocol):
     def grade_many(self, items: Sequence[tuple[Card, str]]) -> list[Grade]:
         """Grade many answers (batched or concurrent where the grader can), in input order."""
         ...
+
+    def close(self) -> None:
+        """Release connections and threads; a no-op where there are none."""
+        ...

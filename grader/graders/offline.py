@@ -58,6 +58,9 @@ class OfflineGrader:
     def grade(self, card: Card, answer: str) -> Grade:
         return self.grade_many([(card, answer)])[0]
 
+    def close(self) -> None:
+        self._encoder.close()
+
     def grade_many(self, items: Sequence[tuple[Card, str]]) -> list[Grade]:
         if not items:
             return []
