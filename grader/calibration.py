@@ -168,17 +168,19 @@ def example_features(examples: Sequence[Example], cache_dir: Path) -> FeatureSet
     from grader.offline_features import card_text
     from grader.offline_scoring import compute_features
     from grader.rubric import derive_key_points
+    from grader.spelling import Respeller
 
-    encode = DiskCachedEncoder(
-        SentenceEncoder.load(), cache_dir / f"embeddings-{MODEL_SHA256[:12]}.npz"
-    )
+    encoder = SentenceEncoder.load()
+    encode = DiskCachedEncoder(encoder, cache_dir / f"embeddings-{MODEL_SHA256[:12]}.npz")
     cards = {}
     for ex in examples:
         key = (ex.dataset, ex.question_id)
         if key not in cards:
             cards[key] = card_text(ex.question, ex.reference, None, derive_key_points(ex.reference))
     return compute_features(
-        encode, [(cards[(ex.dataset, ex.question_id)], ex.answer) for ex in examples]
+        encode,
+        Respeller(encoder.known_words()),
+        [(cards[(ex.dataset, ex.question_id)], ex.answer) for ex in examples],
     )
 
 
@@ -368,6 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=None, help="embedding cache dir")
     parser.add_argument("--out", type=Path, default=CALIBRATION_FILE, help="fit: output JSON")
     parser.add_argument("--folds", type=int, default=FOLDS)
+    parser.add_argument("--seed", type=int, default=0, help="cv: how questions fall into folds")
     parser.add_argument("--json", action="store_true", help="cv: print figures as JSON")
     args = parser.parse_args(argv)
 
@@ -390,12 +393,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_text_atomic(args.out, calibration.model_dump_json(indent=2) + "\n")
         print(f"wrote {args.out}", file=sys.stderr)
         return 0
-    figures, _ = cross_validate(features, examples, args.folds)
+    figures, _ = cross_validate(features, examples, args.folds, args.seed)
     if args.json:
         print(json.dumps([f.model_dump() for f in figures], indent=2))
         return 0
     header = "dataset        N     Q  acc    macroF1 pearson QWK    FAR    majority-acc"
-    print(f"{args.folds}-fold CV, questions held out (grouped by dataset+question_id)")
+    print(
+        f"{args.folds}-fold CV (seed {args.seed}), questions held out "
+        "(grouped by dataset+question_id)"
+    )
     print(header)
     for f in figures:
         print(

@@ -325,6 +325,15 @@ class SentenceEncoder:
 
         return ThreadPoolExecutor(workers, thread_name_prefix="encoder"), blas
 
+    def known_words(self) -> frozenset[str]:
+        """The whole lowercase words of the model's vocabulary: about 21,700 common English
+        words (a word the tokenizer has to split into pieces is rare, or misspelled)."""
+        return frozenset(
+            token
+            for token in self._tokenizer.get_vocab()
+            if token.isascii() and token.isalpha() and token.islower()
+        )
+
     def close(self) -> None:
         """Stop the worker threads, if any started (a later multi-batch encode starts new ones)."""
         with self._lock:

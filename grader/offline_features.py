@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from grader.rubric import list_items, plain
+from grader.spelling import BARE_NEGATIONS, Respeller, words_of
 
 if TYPE_CHECKING:
     import numpy as np
@@ -53,8 +54,11 @@ _SPLIT_SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+|\s+-\s+|\s*•\s*")
 _NEGATION = re.compile(
     r"\b(?:not|no|never|none|nothing|nobody|neither|nor|cannot|without|"
     r"isn't|aren't|wasn't|weren't|don't|doesn't|didn't|won't|can't|couldn't|shouldn't|"
-    r"wouldn't|hasn't|haven't|hadn't|mustn't|unable|lack|lacks)\b|n't\b"
+    r"wouldn't|hasn't|haven't|hadn't|mustn't|unable|lack|lacks|"
+    r"dont|doesnt|didnt|wont|cant|isnt|arent|wasnt|werent|couldnt|shouldnt|wouldnt|hasnt|"
+    r"havent|hadnt|mustnt|neednt|aint)\b|n't\b"
 )
+"""Negation, apostrophes optional: answers typed in a terminal often write "dont" and "isnt"."""
 _NEGATION_WORDS = frozenset(
     [
         "not",
@@ -71,6 +75,7 @@ _NEGATION_WORDS = frozenset(
         "lack",
         "lacks",
         "t",
+        *BARE_NEGATIONS,
     ]
 )
 NEGATION_FLIP_RECALL = 0.5
@@ -144,6 +149,8 @@ ANTONYMS: tuple[tuple[str, str], ...] = (
     ("accept", "reject"),
 )
 
+_ANTONYM_STEMS = frozenset(stem for pair in ANTONYMS for stem in pair)
+
 # A sentence in the answer that talks to the grader instead of answering: removed before grading.
 META = re.compile(
     r"(?i)"
@@ -185,7 +192,7 @@ class AnswerDetail:
     """Per-answer intermediate results the grader turns into key points and feedback."""
 
     answer: str
-    """The answer as graded (meta sentences removed)."""
+    """The answer as the learner wrote it, less sentences addressed to the grader."""
     removed_meta: bool
     """True when sentences addressed to the grader were removed."""
     point_cover: list[float] = field(default_factory=list)
@@ -193,7 +200,7 @@ class AnswerDetail:
     point_lexical: list[float] = field(default_factory=list)
     """Per rubric point: share of the point's content words found in the answer."""
     point_chunk: list[str] = field(default_factory=list)
-    """Per rubric point: the answer chunk that matched it best."""
+    """Per rubric point: the answer chunk that matched it best (as the learner wrote it)."""
     contradictions: list[str] = field(default_factory=list)
     """Human-readable contradiction cues."""
     copies_question: bool = False
@@ -302,17 +309,33 @@ def _surface(stem_: str, text: str) -> str:
     return next((w for w in _WORD.findall(text.lower()) if stem(w) == stem_), stem_)
 
 
+def respellable_words(card: CardText) -> frozenset[str]:
+    """The card's words an answer's misspellings are matched to: never a negation, a stopword
+    or one side of an antonym pair, so respelling cannot create or hide a contradiction."""
+    words = words_of((card.question, card.reference, card.footnote, *card.points))
+    never = STOPWORDS | _NEGATION_WORDS
+    return frozenset(w for w in words if w not in never and stem(w) not in _ANTONYM_STEMS)
+
+
 def featurize(
-    encode: Encode, items: Sequence[tuple[CardText, str]]
+    encode: Encode, respeller: Respeller, items: Sequence[tuple[CardText, str]]
 ) -> tuple[Features, list[AnswerDetail]]:
     """Feature matrix (len(items), len(FEATURE_NAMES)) and per-answer details, batched: every text
-    is encoded in one call."""
+    is encoded in one call. Answers are measured with misspelled card words respelled."""
     import numpy as np
 
     cleaned = [strip_meta(answer) for _, answer in items]
-    chunk_lists = [answer_chunks(text) if text else [] for text, _ in cleaned]
+    vocabularies: dict[CardText, frozenset[str]] = {}
+    shown_chunks: list[list[str]] = []
+    graded_chunks: list[list[str]] = []
+    for (card, _), (answer, _) in zip(items, cleaned, strict=True):
+        if card not in vocabularies:
+            vocabularies[card] = respellable_words(card)
+        chunks = answer_chunks(answer) if answer else []
+        shown_chunks.append(chunks)
+        graded_chunks.append([respeller.respell(c, vocabularies[card]) for c in chunks])
     texts: list[str] = []
-    for (card, _), chunks in zip(items, chunk_lists, strict=True):
+    for (card, _), chunks in zip(items, graded_chunks, strict=True):
         texts.append(card.question)
         texts.append(card.reference)
         if card.footnote:
@@ -325,8 +348,8 @@ def featurize(
 
     features = np.zeros((len(items), len(FEATURE_NAMES)), dtype=np.float64)
     details: list[AnswerDetail] = []
-    for row, ((card, _), (answer, removed), chunks) in enumerate(
-        zip(items, cleaned, chunk_lists, strict=True)
+    for row, ((card, _), (answer, removed), shown, graded) in enumerate(
+        zip(items, cleaned, shown_chunks, graded_chunks, strict=True)
     ):
         detail = AnswerDetail(answer=answer, removed_meta=removed)
         details.append(detail)
@@ -336,7 +359,7 @@ def featurize(
             detail.point_chunk = [""] * len(card.points)
             features[row] = _empty_features()
             continue
-        features[row] = _features_for(card, answer, chunks, vectors, index, detail)
+        features[row] = _features_for(card, graded, shown, vectors, index, detail)
     return features, details
 
 
@@ -349,16 +372,19 @@ def _empty_features() -> list[float]:
 
 def _features_for(
     card: CardText,
-    answer: str,
     chunks: list[str],
+    shown: list[str],
     vectors: Matrix,
     index: dict[str, int],
     detail: AnswerDetail,
 ) -> list[float]:
+    """Features of the answer whose respelled chunks are `chunks` (the whole answer first) and
+    whose chunks as written are `shown`."""
     import math
 
     import numpy as np
 
+    answer = chunks[0]
     answer_vec = vectors[index[chunks[0]]]
     chunk_vecs = vectors[[index[c] for c in chunks]]
     sim_ref = float(answer_vec @ vectors[index[card.reference]])
@@ -372,7 +398,7 @@ def _features_for(
     cover = point_vecs @ chunk_vecs.T
     best = cover.argmax(axis=1)
     detail.point_cover = [float(v) for v in cover.max(axis=1)]
-    detail.point_chunk = [chunks[int(i)] for i in best]
+    detail.point_chunk = [shown[int(i)] for i in best]
 
     answer_stem_count, answer_set, length_answer, neg_answer = _text_facts(answer)
     _, reference_set, length_reference, neg_reference = _text_facts(card.reference)

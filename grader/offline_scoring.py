@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from grader.calibration import Calibration
+    from grader.spelling import Respeller
 
     Features = npt.NDArray[np.float64]
 
@@ -63,7 +64,9 @@ class FeatureSet:
     details: list[AnswerDetail]
 
 
-def compute_features(encode: Encode, items: Sequence[tuple[CardText, str]]) -> FeatureSet:
+def compute_features(
+    encode: Encode, respeller: Respeller, items: Sequence[tuple[CardText, str]]
+) -> FeatureSet:
     """Whole-answer and per-point features for every item, with one encoder call."""
     import numpy as np
 
@@ -75,7 +78,7 @@ def compute_features(encode: Encode, items: Sequence[tuple[CardText, str]]) -> F
             for point in card.points:
                 expanded.append((CardText(card.question, point, "", (point,)), answer))
         spans.append((start, len(expanded) - len(items)))
-    features, details = featurize(encode, expanded)
+    features, details = featurize(encode, respeller, expanded)
     n = len(items)
     points = features[n:] if len(expanded) > n else np.zeros((0, len(FEATURE_NAMES)))
     return FeatureSet(whole=features[:n], points=points, spans=spans, details=details[:n])

@@ -117,6 +117,39 @@ def test_negated_answer_is_not_correct(grader: OfflineGrader, card_id: str, answ
     assert grade.misconceptions
 
 
+@pytest.mark.parametrize(
+    ("card_id", "typed", "spelled"),
+    [
+        (
+            "c-phases",
+            "desing, model developement, operatoins",
+            "design, model development, operations",
+        ),
+        (
+            "c-prereq",
+            "a clear buisness objectve, succes metrics and aceptance criteria",
+            "a clear business objective, success metrics and acceptance criteria",
+        ),
+    ],
+)
+def test_misspelled_card_words_earn_what_the_spelled_answer_earns(
+    grader: OfflineGrader, card_id: str, typed: str, spelled: str
+) -> None:
+    slipped = _grade(grader, CARDS[card_id], typed)
+    clean = _grade(grader, CARDS[card_id], spelled)
+    assert slipped.verdict == clean.verdict == "correct"
+    assert slipped.score == pytest.approx(clean.score, abs=0.05)
+    quoted = " ".join(point.evidence for point in slipped.key_points)
+    assert "desing" in quoted or "buisness" in quoted  # the learner is shown their own words
+
+
+def test_a_negation_without_its_apostrophe_is_still_a_negation(grader: OfflineGrader) -> None:
+    bare = _grade(grader, TRAINED, "A trained model isnt a product")
+    assert bare.verdict == "correct"
+    flipped = _grade(grader, EVAPORATE, "The water wasnt evaporated.")
+    assert flipped.verdict != "correct" and flipped.misconceptions
+
+
 @pytest.mark.parametrize("answer", ["", "   ", "\n"])
 def test_empty_answer_scores_zero_with_feedback(grader: OfflineGrader, answer: str) -> None:
     grade = _grade(grader, DRIFT, answer)

@@ -23,6 +23,7 @@ from grader.models import Card, Grade, GradeEvidence, PointResult, PointStatus, 
 from grader.offline_features import FEATURE_NAMES, AnswerDetail, CardText, card_text
 from grader.offline_scoring import Scored, combine, compute_features, final_score
 from grader.rubric import rubric_for
+from grader.spelling import Respeller
 
 QUESTION_COPY_CAP = 0.2
 """Highest score for an answer that only restates the question."""
@@ -43,6 +44,7 @@ class OfflineGrader:
                 "refit with: python -m grader.calibration fit"
             )
         self._encoder = encoder
+        self._respeller = Respeller(encoder.known_words())
         self._calibration = calibration
         self._calibration_id = calibration_id
 
@@ -73,7 +75,8 @@ class OfflineGrader:
                 texts[key] = card_text(card.question, card.answer, card.footnote, rubric_for(card))
             prepared.append((texts[key], answer))
         try:
-            scored = combine(self._calibration, compute_features(self._encoder.encode, prepared))
+            features = compute_features(self._encoder.encode, self._respeller, prepared)
+            scored = combine(self._calibration, features)
         except Exception as exc:  # a grading failure is `ungraded`, never `incorrect`
             latency = (time.perf_counter() - started) * 1000 / len(items)
             return [
