@@ -16,6 +16,8 @@ from grader.models import Card
 _BULLET = re.compile(r"^\s*(?:[-*•‣◦]|\d+[.)])\s+(.*\S)\s*$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _ENUM_SPLIT = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
+_PARENTHESISED = re.compile(r"\([^()]*\)")
+_LAST_ITEM_BY_OR = re.compile(r"(?:,\s*|\s)or\s+[^,]*$")
 _MARKUP = re.compile(r"\*\*|__|`")
 _MAX_ENUM_ITEM_WORDS = 4
 _VERB_PAIR = re.compile(
@@ -90,6 +92,26 @@ def split_coordination(clause: str) -> list[str]:
     return [f"{prefix}{verb} {obj}" for verb in (first, second) for obj in _objects(rest)]
 
 
+def _enumeration(clause: str) -> list[str]:
+    """The items of a bare enumeration of three or more ("Design, Development, and Operations"),
+    else `[clause]`. Commas inside parentheses are not separators: "(web app, backend, etc.)"
+    gives examples, not claims. Items joined by "or" are alternatives, any one of which answers,
+    so they stay one claim ("They lack monitoring, robust pipelines, or stakeholder alignment")."""
+    outside = _PARENTHESISED.sub(lambda m: "\0" * len(m.group(0)), clause)
+    if outside.count(",") < 2 or _LAST_ITEM_BY_OR.search(outside):
+        return [clause]
+    parts: list[str] = []
+    start = 0
+    for match in _ENUM_SPLIT.finditer(outside):
+        parts.append(clause[start : match.start()])
+        start = match.end()
+    parts.append(clause[start:])
+    items = [p.strip(" .") for p in parts if p.strip(" .")]
+    if all(len(p.split()) <= _MAX_ENUM_ITEM_WORDS for p in items[1:]):
+        return items
+    return [clause]
+
+
 def _claims(sentence: str) -> list[str]:
     clauses = [c.strip(" .") for c in sentence.split(";")]
     claims: list[str] = []
@@ -97,14 +119,7 @@ def _claims(sentence: str) -> list[str]:
         if not clause:
             continue
         coordinated = split_coordination(clause)
-        if len(coordinated) > 1:
-            claims.extend(coordinated)
-            continue
-        parts = [p.strip(" .") for p in _ENUM_SPLIT.split(clause) if p and p.strip(" .")]
-        is_enumeration = clause.count(",") >= 2 and all(
-            len(p.split()) <= _MAX_ENUM_ITEM_WORDS for p in parts[1:]
-        )
-        claims.extend(parts if is_enumeration else [clause])
+        claims.extend(coordinated if len(coordinated) > 1 else _enumeration(clause))
     return claims
 
 

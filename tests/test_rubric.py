@@ -136,6 +136,29 @@ def test_enumerations_and_bullets_are_unchanged() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    "reference",
+    [
+        # examples in parentheses are not claims ("etc.)" used to be a key point)
+        "Putting the model into the real system (web app, backend, mobile app, etc.)",
+        "Check how good it is (metrics, validation, tests)",
+        # alternatives: any one of them answers
+        "They lack monitoring, robust pipelines, or stakeholder alignment.",
+        "Retrain on new data, roll back, or page the on-call engineer.",
+    ],
+)
+def test_examples_and_alternatives_stay_one_claim(reference: str) -> None:
+    assert derive_key_points(reference) == [reference.rstrip(".")]
+
+
+def test_an_enumeration_keeps_its_items_parentheses_whole() -> None:
+    assert derive_key_points("Use CI (tests, linting), CD (deploy), and monitoring.") == [
+        "Use CI (tests, linting)",
+        "CD (deploy)",
+        "monitoring",
+    ]
+
+
 def test_a_stored_rubric_wins() -> None:
     card = Card(
         id="c1",
