@@ -59,6 +59,8 @@ _NEGATION = re.compile(
     r"havent|hadnt|mustnt|neednt|aint)\b|n't\b"
 )
 """Negation, apostrophes optional: answers typed in a terminal often write "dont" and "isnt"."""
+_NOT_ONLY = re.compile(r"\bnot\s+(?:just|only|merely|simply|solely)\b")
+"""Not a negation: "systems, not just models" affirms the models and adds the systems."""
 _NEGATION_WORDS = frozenset(
     [
         "not",
@@ -83,6 +85,10 @@ NEGATION_FLIP_RECALL = 0.5
 share of the reference's words recur. Measured on the training data: 34% of such answers were
 graded correct, against 49% overall; looser overlap rules were no signal at all."""
 _MAX_CHUNKS = 12
+POINT_MIN_COVER = 0.6
+"""A key point no part of the answer matches this closely (cosine), sharing no word with it
+either, is not covered, whatever the model says: single-word points are outside the training
+data and the model's probability for them sits mid-range."""
 
 _STOPWORD_TEXT = """a an the of to in on at by for from with and or but if then than that this
     these those it its
@@ -205,7 +211,7 @@ class AnswerDetail:
     """Human-readable contradiction cues."""
     copies_question: bool = False
     reproduces_reference: bool = False
-    """The answer's content words are exactly the reference's."""
+    """The answer's content words are exactly the reference's, with the same polarity."""
     polarity: str | None = None
     """For a true/false or yes/no reference: "same" or "flipped" when the answer opens with one."""
 
@@ -232,7 +238,7 @@ def _text_facts(text: str) -> tuple[int, frozenset[str], int, bool]:
 
 
 def has_negation(text: str) -> bool:
-    return _NEGATION.search(text.lower()) is not None
+    return _NEGATION.search(_NOT_ONLY.sub(" ", text.lower())) is not None
 
 
 def strip_meta(answer: str) -> tuple[str, bool]:
@@ -363,6 +369,20 @@ def featurize(
     return features, details
 
 
+def _negated_point(card: CardText, detail: AnswerDetail, neg_answer: bool) -> str | None:
+    """The key point the answer addresses with the opposite polarity, best match first; None
+    when the negation sits in a point the answer does not address (a missed point, not a
+    contradiction)."""
+    candidates = [
+        (cover, point)
+        for point, cover, lexical in zip(
+            card.points, detail.point_cover, detail.point_lexical, strict=True
+        )
+        if _text_facts(point)[3] != neg_answer and (cover >= POINT_MIN_COVER or lexical > 0)
+    ]
+    return max(candidates)[1] if candidates else None
+
+
 def _empty_features() -> list[float]:
     values = dict.fromkeys(FEATURE_NAMES, 0.0)
     values["log_len_ratio"] = -3.0
@@ -418,16 +438,19 @@ def _features_for(
     detail.copies_question = (
         bool(answer_set) and answer_set <= question_set and not (answer_set & reference_set)
     )
-    detail.reproduces_reference = bool(answer_set) and answer_set == reference_set
+    detail.reproduces_reference = (
+        bool(answer_set) and answer_set == reference_set and neg_answer == neg_reference
+    )
     detail.polarity = _polarity(card.reference, answer)
 
     neg_mismatch = float(neg_answer != neg_reference)
     if neg_mismatch:
-        idx = int(np.argmax(detail.point_cover))
-        detail.contradictions.append(
-            f"Your answer {'negates' if neg_answer else 'drops the negation in'} "
-            f"the point: {card.points[idx]}"
-        )
+        negated = _negated_point(card, detail, neg_answer)
+        if negated is not None:
+            detail.contradictions.append(
+                f"Your answer {'negates' if neg_answer else 'drops the negation in'} "
+                f"the point: {negated}"
+            )
     plain_answer = answer_set - _NEGATION_WORDS
     plain_reference = reference_set - _NEGATION_WORDS
     negation_flip = float(

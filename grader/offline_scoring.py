@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from grader.offline_features import (
     FEATURE_NAMES,
+    POINT_MIN_COVER,
     AnswerDetail,
     CardText,
     Encode,
@@ -33,10 +34,6 @@ if TYPE_CHECKING:
 CONTRADICTION_CAP = 0.6
 """A direct contradiction's probability is capped at this fraction of the partial cut point."""
 
-POINT_MIN_COVER = 0.6
-"""A key point no part of the answer matches this closely (cosine), sharing no word with it
-either, is not covered, whatever the model says: single-word points are outside the training
-data and the model's probability for them sits mid-range."""
 
 _FLIP = FEATURE_NAMES.index("negation_flip")
 

@@ -150,6 +150,33 @@ def test_a_negation_without_its_apostrophe_is_still_a_negation(grader: OfflineGr
     assert flipped.verdict != "correct" and flipped.misconceptions
 
 
+def test_not_just_is_not_a_negation(grader: OfflineGrader) -> None:
+    engineering = Card(
+        id="c-eng",
+        question="What is the main idea behind ML engineering?",
+        answer="Building usable, maintainable ML systems beyond just training models.",
+    )
+    assert (
+        _grade(grader, engineering, "usable, maintainable systems, not just models").misconceptions
+        == []
+    )
+    # "not just a product" says it is one: that contradicts "is not a product"
+    flipped = _grade(grader, TRAINED, "A trained model is not just a product")
+    assert flipped.verdict != "correct" and flipped.misconceptions
+
+
+def test_a_negation_in_a_point_the_answer_skips_is_no_misconception(grader: OfflineGrader) -> None:
+    risks = Card(
+        id="c-risks",
+        question="What goes wrong without MLOps?",
+        answer="- Model suddenly becomes inaccurate\n- Data changes silently\n"
+        "- No one knows which model is in production",
+    )
+    grade = _grade(grader, risks, "data changes silently")
+    assert grade.misconceptions == []
+    assert [p.status for p in grade.key_points][1] == "hit"
+
+
 @pytest.mark.parametrize("answer", ["", "   ", "\n"])
 def test_empty_answer_scores_zero_with_feedback(grader: OfflineGrader, answer: str) -> None:
     grade = _grade(grader, DRIFT, answer)
