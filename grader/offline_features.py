@@ -214,6 +214,8 @@ class AnswerDetail:
     """The answer's content words are exactly the reference's, with the same polarity."""
     polarity: str | None = None
     """For a true/false or yes/no reference: "same" or "flipped" when the answer opens with one."""
+    respelled: list[str] = field(default_factory=list)
+    """Card words the answer misspelled, in the card's spelling (never the learner's)."""
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -334,12 +336,17 @@ def featurize(
     vocabularies: dict[CardText, frozenset[str]] = {}
     shown_chunks: list[list[str]] = []
     graded_chunks: list[list[str]] = []
+    respelled: list[list[str]] = []
     for (card, _), (answer, _) in zip(items, cleaned, strict=True):
         if card not in vocabularies:
             vocabularies[card] = respellable_words(card)
         chunks = answer_chunks(answer) if answer else []
+        whole, restored = respeller.respell_noting(answer, vocabularies[card])
         shown_chunks.append(chunks)
-        graded_chunks.append([respeller.respell(c, vocabularies[card]) for c in chunks])
+        # chunks[0] is the whole answer
+        rest = [respeller.respell(c, vocabularies[card]) for c in chunks[1:]]
+        graded_chunks.append([whole, *rest] if chunks else [])
+        respelled.append(list(dict.fromkeys(restored)))
     texts: list[str] = []
     for (card, _), chunks in zip(items, graded_chunks, strict=True):
         texts.append(card.question)
@@ -354,10 +361,10 @@ def featurize(
 
     features = np.zeros((len(items), len(FEATURE_NAMES)), dtype=np.float64)
     details: list[AnswerDetail] = []
-    for row, ((card, _), (answer, removed), shown, graded) in enumerate(
-        zip(items, cleaned, shown_chunks, graded_chunks, strict=True)
+    for row, ((card, _), (answer, removed), shown, graded, restored) in enumerate(
+        zip(items, cleaned, shown_chunks, graded_chunks, respelled, strict=True)
     ):
-        detail = AnswerDetail(answer=answer, removed_meta=removed)
+        detail = AnswerDetail(answer=answer, removed_meta=removed, respelled=restored)
         details.append(detail)
         if not answer:
             detail.point_cover = [0.0] * len(card.points)

@@ -63,14 +63,23 @@ class Respeller:
 
     def respell(self, text: str, vocabulary: frozenset[str]) -> str:
         """`text` with each misspelled card word replaced by the card's spelling (lowercase)."""
+        return self.respell_noting(text, vocabulary)[0]
+
+    def respell_noting(self, text: str, vocabulary: frozenset[str]) -> tuple[str, list[str]]:
+        """`respell`, and the card words it put back, in the order they occur."""
+        restored: list[str] = []
         if not vocabulary:
-            return text
+            return text, restored
 
         def replace(match: re.Match[str]) -> str:
             word = match.group(0)
-            return self._closest(word.lower(), vocabulary) or word
+            closest = self._closest(word.lower(), vocabulary)
+            if closest is None:
+                return word
+            restored.append(closest)
+            return closest
 
-        return _WORD.sub(replace, text)
+        return _WORD.sub(replace, text), restored
 
     def _closest(self, word: str, vocabulary: frozenset[str]) -> str | None:
         if len(word) < MIN_LENGTH or word in vocabulary or word in self._known:

@@ -141,6 +141,9 @@ def test_misspelled_card_words_earn_what_the_spelled_answer_earns(
     assert slipped.score == pytest.approx(clean.score, abs=0.05)
     quoted = " ".join(point.evidence for point in slipped.key_points)
     assert "desing" in quoted or "buisness" in quoted  # the learner is shown their own words
+    assert "Check the spelling of: " in slipped.feedback  # in the card's spelling only
+    assert "desing" not in slipped.feedback and "buisness" not in slipped.feedback
+    assert "spelling" not in clean.feedback
 
 
 def test_a_negation_without_its_apostrophe_is_still_a_negation(grader: OfflineGrader) -> None:

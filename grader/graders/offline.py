@@ -28,6 +28,7 @@ from grader.spelling import Respeller
 QUESTION_COPY_CAP = 0.2
 """Highest score for an answer that only restates the question."""
 _QUOTE_CHARS = 80
+_SPELLING_HINTS = 4
 
 
 class OfflineGrader:
@@ -178,4 +179,6 @@ def _feedback(
             sentences.append(f"The answer needs: {missed[0]}.")
     if detail.removed_meta and detail.answer:
         sentences.insert(1, "Instructions to the grader are ignored; only the content is graded.")
+    if detail.respelled:  # the card's spelling, never the learner's words
+        sentences.append(f"Check the spelling of: {', '.join(detail.respelled[:_SPELLING_HINTS])}.")
     return " ".join(s for s in sentences[:3] if s).replace("..", ".")
