@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from grader.spelling import Respeller, max_edits, words_of
 
@@ -84,3 +88,12 @@ def test_allowed_edits_grow_with_length() -> None:
 
 def test_words_of_keeps_words_of_four_letters_or_more() -> None:
     assert words_of(["A/B testing of the ML model", "CI"]) == {"testing", "model"}
+
+
+@given(st.text(alphabet=st.sampled_from("desingmoltarpcvu ,.;-!?ABCDÉ'\n"), max_size=60))
+def test_respelling_touches_only_letters_and_is_stable(text: str) -> None:
+    respeller = Respeller(KNOWN)
+    once = respeller.respell(text, CARD)
+    assert re.sub("[A-Za-z]", "", once) == re.sub("[A-Za-z]", "", text)  # the rest is kept
+    assert respeller.respell(once, CARD) == once  # card words stay card words
+    assert set(re.findall("[a-z]+", once.lower())) - set(re.findall("[a-z]+", text.lower())) <= CARD
