@@ -72,9 +72,17 @@ class FakeGrader:
 
 
 class SyncFakeGrader(FakeGrader):
-    """A fake without `agrade`, like the offline grader."""
+    """A fake without `agrade`, like the offline grader; records each batch's size."""
 
     agrade = None  # type: ignore[assignment]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[int] = []
+
+    def grade_many(self, items: Sequence[tuple[Card, str]]) -> list[Grade]:
+        self.batches.append(len(items))
+        return super().grade_many(items)
 
 
 def record(i: int, answer: str, score: float, **extra: Any) -> dict[str, Any]:

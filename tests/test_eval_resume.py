@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from eval_fakes import FakeGrader, standard_rows, write_dataset
+from eval_fakes import FakeGrader, SyncFakeGrader, standard_rows, write_dataset
 from typer.testing import CliRunner
 
 from grader.cli import app
@@ -105,3 +105,23 @@ def test_progress_hears_once_before_grading_then_per_result(tmp_path: Path) -> N
     # resumed: the first report already counts what the run directory holds
     assert heard[0] == (6, len(items))
     assert [done for done, _ in heard[1:]] == list(range(7, len(items) + 1))
+
+
+def test_a_batch_grader_gets_chunks_and_its_results_land_per_chunk(tmp_path: Path) -> None:
+    from grader.evaluation import runner
+    from grader.evaluation.dataset import load_datasets
+
+    items = load_datasets([write_dataset(tmp_path / "d.jsonl", standard_rows(598))]).items
+    grader = SyncFakeGrader()
+    landed: list[int] = []
+    runner.grade_into(
+        tmp_path / "run",
+        grader,
+        items,
+        max_connections=1,
+        progress=lambda state: landed.append(len(_lines(tmp_path / "run" / "results.jsonl"))),
+    )
+    assert grader.batches == [runner.OFFLINE_CHUNK, runner.OFFLINE_CHUNK, 600 - 512]
+    assert len(_lines(tmp_path / "run" / "results.jsonl")) == 600
+    # written as each result is reported, not at the end of the run
+    assert landed[runner.OFFLINE_CHUNK] == runner.OFFLINE_CHUNK
