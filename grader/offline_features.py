@@ -325,6 +325,19 @@ def respellable_words(card: CardText) -> frozenset[str]:
     return frozenset(w for w in words if w not in never and stem(w) not in _ANTONYM_STEMS)
 
 
+def _chunks(
+    respeller: Respeller, answer: str, vocabulary: frozenset[str]
+) -> tuple[list[str], list[str], list[str]]:
+    """The answer's chunks as written and as graded (misspelled card words respelled), and the
+    card words respelled, each once."""
+    shown = answer_chunks(answer) if answer else []
+    if not shown:
+        return [], [], []
+    whole, restored = respeller.respell_noting(shown[0], vocabulary)  # the whole answer
+    graded = [whole, *(respeller.respell(chunk, vocabulary) for chunk in shown[1:])]
+    return shown, graded, list(dict.fromkeys(restored))
+
+
 def featurize(
     encode: Encode, respeller: Respeller, items: Sequence[tuple[CardText, str]]
 ) -> tuple[Features, list[AnswerDetail]]:
@@ -340,13 +353,10 @@ def featurize(
     for (card, _), (answer, _) in zip(items, cleaned, strict=True):
         if card not in vocabularies:
             vocabularies[card] = respellable_words(card)
-        chunks = answer_chunks(answer) if answer else []
-        whole, restored = respeller.respell_noting(answer, vocabularies[card])
-        shown_chunks.append(chunks)
-        # chunks[0] is the whole answer
-        rest = [respeller.respell(c, vocabularies[card]) for c in chunks[1:]]
-        graded_chunks.append([whole, *rest] if chunks else [])
-        respelled.append(list(dict.fromkeys(restored)))
+        shown, graded, restored = _chunks(respeller, answer, vocabularies[card])
+        shown_chunks.append(shown)
+        graded_chunks.append(graded)
+        respelled.append(restored)
     texts: list[str] = []
     for (card, _), chunks in zip(items, graded_chunks, strict=True):
         texts.append(card.question)
