@@ -55,8 +55,8 @@ _NEGATION = re.compile(
     r"\b(?:not|no|never|none|nothing|nobody|neither|nor|cannot|without|"
     r"isn't|aren't|wasn't|weren't|don't|doesn't|didn't|won't|can't|couldn't|shouldn't|"
     r"wouldn't|hasn't|haven't|hadn't|mustn't|unable|lack|lacks|"
-    r"dont|doesnt|didnt|wont|cant|isnt|arent|wasnt|werent|couldnt|shouldnt|wouldnt|hasnt|"
-    r"havent|hadnt|mustnt|neednt|aint)\b|n't\b"
+    + "|".join(sorted(BARE_NEGATIONS))
+    + r")\b|n't\b"
 )
 """Negation, apostrophes optional: answers typed in a terminal often write "dont" and "isnt"."""
 _NOT_ONLY = re.compile(r"\bnot\s+(?:just|only|merely|simply|solely)\b")
@@ -422,7 +422,7 @@ def _features_for(
     import numpy as np
 
     answer = chunks[0]
-    answer_vec = vectors[index[chunks[0]]]
+    answer_vec = vectors[index[answer]]
     chunk_vecs = vectors[[index[c] for c in chunks]]
     sim_ref = float(answer_vec @ vectors[index[card.reference]])
     if card.footnote:

@@ -46,6 +46,17 @@ ENGINEER = Card(
     question="What is the responsibility of a data engineer?",
     answer="Builds and manages data pipelines and ETL systems.",
 )
+ENGINEERING = Card(
+    id="c-eng",
+    question="What is the main idea behind ML engineering?",
+    answer="Building usable, maintainable ML systems beyond just training models.",
+)
+RISKS = Card(
+    id="c-risks",
+    question="What goes wrong without MLOps?",
+    answer="- Model suddenly becomes inaccurate\n- Data changes silently\n"
+    "- No one knows which model is in production",
+)
 CARDS = {card.id: card for card in (TRAINED, DRIFT, PHASES, PREREQS, EVAPORATE, ENGINEER)}
 
 
@@ -154,13 +165,8 @@ def test_a_negation_without_its_apostrophe_is_still_a_negation(grader: OfflineGr
 
 
 def test_not_just_is_not_a_negation(grader: OfflineGrader) -> None:
-    engineering = Card(
-        id="c-eng",
-        question="What is the main idea behind ML engineering?",
-        answer="Building usable, maintainable ML systems beyond just training models.",
-    )
     assert (
-        _grade(grader, engineering, "usable, maintainable systems, not just models").misconceptions
+        _grade(grader, ENGINEERING, "usable, maintainable systems, not just models").misconceptions
         == []
     )
     # "not just a product" says it is one: that contradicts "is not a product"
@@ -169,13 +175,7 @@ def test_not_just_is_not_a_negation(grader: OfflineGrader) -> None:
 
 
 def test_a_negation_in_a_point_the_answer_skips_is_no_misconception(grader: OfflineGrader) -> None:
-    risks = Card(
-        id="c-risks",
-        question="What goes wrong without MLOps?",
-        answer="- Model suddenly becomes inaccurate\n- Data changes silently\n"
-        "- No one knows which model is in production",
-    )
-    grade = _grade(grader, risks, "data changes silently")
+    grade = _grade(grader, RISKS, "data changes silently")
     assert grade.misconceptions == []
     assert [p.status for p in grade.key_points][1] == "hit"
 
