@@ -101,6 +101,37 @@ def test_human_output(tmp_path: Path, fake: FakeGrader) -> None:
     assert result.stderr == ""
 
 
+def test_slice_tables_fit_80_columns_without_cutting_numbers(
+    tmp_path: Path, fake: FakeGrader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # what a CI log or a pipe gets
+    rows = standard_rows()
+    for row in rows:
+        if isinstance(row, dict):
+            row["kind"] = f"{row['kind']}-misconception"  # long slice names
+    data = write_dataset(tmp_path / "d.jsonl", rows)
+    result = invoke(str(data), "--bootstrap", "0", "--no-report")
+    assert result.exit_code == 0, result.stderr
+    assert "…" not in result.stdout
+    assert "per kind: scores" in result.stdout and "per kind: verdicts" in result.stdout
+    verdicts = result.stdout.split("per kind: verdicts")[1]
+    row = next(line for line in verdicts.splitlines() if line.startswith("wrong-misconception"))
+    # 4 wrong answers graded incorrect, 1 accepted: F1 of "incorrect" 0.889, of "correct" 0
+    assert row.split()[1:] == ["5", "0", "0.800", "0.444", "0.889", "0.200"]
+
+
+def test_slice_table_is_one_table_when_the_terminal_is_wide(
+    tmp_path: Path, fake: FakeGrader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows())
+    result = invoke(str(data), "--bootstrap", "0", "--no-report")
+    assert result.exit_code == 0, result.stderr
+    assert "per kind\n" in result.stdout and "per kind: scores" not in result.stdout
+    header = next(line for line in result.stdout.splitlines() if line.startswith("slice"))
+    assert header.split()[-2:] == ["weighted_f1", "false_accept_rate"]
+
+
 @pytest.mark.parametrize(
     ("threshold", "code", "message"),
     [

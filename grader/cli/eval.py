@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -10,7 +11,10 @@ from typer._click.core import Context
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from grader.evaluation.compare import Comparison
+    from grader.evaluation.scoring import SliceMetrics
     from grader.evaluation.session import EvalOutcome
 
 
@@ -257,11 +261,33 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+def _slice_table(title: str, slices: dict[str, SliceMetrics], metrics: Sequence[str]) -> Table:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(
+        title=title,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=0,
+        title_justify="left",
+    )
+    table.add_column("slice", overflow="fold")
+    for header in ("n", "ungraded", *metrics):  # numbers are never cut; a long slice name wraps
+        table.add_column(header, no_wrap=True, min_width=len(header))
+    for name, sm in slices.items():
+        table.add_row(
+            name, str(sm.n), str(sm.ungraded), *(_fmt(sm.metric(m).value) for m in metrics)
+        )
+    return table
+
+
 def _print_outcome(outcome: EvalOutcome) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from grader.evaluation.scoring import METRICS
+    from grader.evaluation.scoring import CLASS_METRICS, METRICS, SCORE_METRICS
 
     console = Console(highlight=False, soft_wrap=True)
     summary = outcome.summary
@@ -285,15 +311,14 @@ def _print_outcome(outcome: EvalOutcome) -> None:
     ):
         if not slices:
             continue
-        sliced = Table("slice", "n", "ungraded", *METRICS, title=title)
-        for name, sm in slices.items():
-            sliced.add_row(
-                name,
-                str(sm.n),
-                str(sm.ungraded),
-                *(_fmt(sm.metric(metric).value) for metric in METRICS),
-            )
-        console.print(sliced)
+        console.print()
+        whole = _slice_table(title, slices, METRICS)
+        unbounded = console.options.update(max_width=10 * console.width)
+        if console.measure(whole, options=unbounded).maximum <= console.width:
+            console.print(whole)
+        else:  # a narrow terminal or a log (80 columns) would cut every number to "0.8…"
+            console.print(_slice_table(f"{title}: scores", slices, SCORE_METRICS))
+            console.print(_slice_table(f"{title}: verdicts", slices, CLASS_METRICS))
     console.print(f"run directory: {outcome.run_dir}")
     if outcome.report is not None:
         console.print(f"report: {outcome.report}")
