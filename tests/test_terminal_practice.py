@@ -75,6 +75,9 @@ class Screen:
             encoding="utf-8",
             timeout=30,
             dimensions=(40, 160),
+            # A runner started in the background (`cmd &` in a script, nohup) ignores SIGINT, and
+            # so would the program, hanging the Ctrl-C test: give it a terminal user's default.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         self.child.logfile_read = self.log
 
