@@ -10,7 +10,7 @@ reference's words with a negation flipped is capped below `partial` (see `negati
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from grader.offline_features import (
@@ -36,6 +36,8 @@ CONTRADICTION_CAP = 0.6
 
 
 _FLIP = FEATURE_NAMES.index("negation_flip")
+_NEG_MISMATCH = FEATURE_NAMES.index("neg_mismatch")
+_ANTONYM_FLIP = FEATURE_NAMES.index("antonym_flip")
 
 
 @dataclass
@@ -52,33 +54,87 @@ class Scored:
 
 @dataclass
 class FeatureSet:
-    """Features of each answer against its whole reference and against each rubric point."""
+    """Features of each answer against its whole reference, against each rubric point, and
+    against each point's alternatives (see `grader.rubric.alternatives`)."""
 
     whole: Features
     points: Features
-    """Rows of per-point features; `spans[i]` gives answer i's rows."""
+    """Rows of per-point and per-alternative features, indexed by `spans` and `alternatives`."""
     spans: list[tuple[int, int]]
+    """Answer i's per-point rows (empty for a one-point rubric: the whole answer is the point)."""
     details: list[AnswerDetail]
+    alternatives: list[list[tuple[int, int]]] = field(default_factory=list)
+    """Answer i, point k: the rows of that point's alternatives (empty when it has none)."""
+    alternative_details: list[AnswerDetail] = field(default_factory=list)
+    """Per row of `points`: the details of an alternative's row (unused for point rows)."""
 
 
 def compute_features(
     encode: Encode, respeller: Respeller, items: Sequence[tuple[CardText, str]]
 ) -> FeatureSet:
-    """Whole-answer and per-point features for every item, with one encoder call."""
+    """Whole-answer, per-point and per-alternative features for every item, with one encoder
+    call."""
     import numpy as np
+
+    from grader.rubric import alternatives
 
     expanded: list[tuple[CardText, str]] = list(items)
     spans: list[tuple[int, int]] = []
+    alternative_spans: list[list[tuple[int, int]]] = []
+
+    def add(reference: str, question: str, answer: str) -> None:
+        expanded.append((CardText(question, reference, "", (reference,)), answer))
+
     for card, answer in items:
         start = len(expanded) - len(items)
         if len(card.points) > 1:
             for point in card.points:
-                expanded.append((CardText(card.question, point, "", (point,)), answer))
+                add(point, card.question, answer)
         spans.append((start, len(expanded) - len(items)))
+        per_point: list[tuple[int, int]] = []
+        for point in card.points:
+            first = len(expanded) - len(items)
+            for alternative in alternatives(point):
+                add(alternative, card.question, answer)
+            per_point.append((first, len(expanded) - len(items)))
+        alternative_spans.append(per_point)
     features, details = featurize(encode, respeller, expanded)
     n = len(items)
     points = features[n:] if len(expanded) > n else np.zeros((0, len(FEATURE_NAMES)))
-    return FeatureSet(whole=features[:n], points=points, spans=spans, details=details[:n])
+    return FeatureSet(
+        whole=features[:n],
+        points=points,
+        spans=spans,
+        details=details[:n],
+        alternatives=alternative_spans,
+        alternative_details=details[n:],
+    )
+
+
+def _take_alternatives(
+    features: FeatureSet, i: int, probabilities: Features, per_point: list[float]
+) -> list[float]:
+    """`per_point` with each point raised to its best alternative's probability, and the
+    answer's details (cover, word overlap, matching chunk) taken from that alternative. An
+    alternative whose polarity differs from the answer's (a negation or an antonym) raises
+    nothing."""
+    if not features.alternatives:
+        return per_point
+    detail = features.details[i]
+    out = list(per_point)
+    for k, (start, end) in enumerate(features.alternatives[i]):
+        for row in range(start, end):
+            if features.points[row][_NEG_MISMATCH] or features.points[row][_ANTONYM_FLIP]:
+                continue  # a short alternative matches "good monitoring" to "lack monitoring"
+            p = float(probabilities[row])
+            if p <= out[k]:
+                continue
+            out[k] = p
+            chosen = features.alternative_details[row]
+            detail.point_cover[k] = max(detail.point_cover[k], chosen.point_cover[0])
+            detail.point_lexical[k] = max(detail.point_lexical[k], chosen.point_lexical[0])
+            detail.point_chunk[k] = chosen.point_chunk[0]
+    return out
 
 
 def is_contradiction(row: Features) -> bool:
@@ -97,21 +153,23 @@ def combine(calibration: Calibration, features: FeatureSet) -> list[Scored]:
         if end > start:
             per_point = [float(p) for p in points[start:end]]
             point_contradiction = [is_contradiction(r) for r in features.points[start:end]]
+            per_point = [
+                min(p, cap) if contradicted else p
+                for p, contradicted in zip(per_point, point_contradiction, strict=True)
+            ]
+            per_point = _take_alternatives(features, i, points, per_point)
             detail = features.details[i]
             unsupported = [
                 cover < POINT_MIN_COVER and lexical == 0.0
                 for cover, lexical in zip(detail.point_cover, detail.point_lexical, strict=True)
             ]
             per_point = [
-                min(p, cap) if contradicted or alone else p
-                for p, contradicted, alone in zip(
-                    per_point, point_contradiction, unsupported, strict=True
-                )
+                min(p, cap) if alone else p for p, alone in zip(per_point, unsupported, strict=True)
             ]
             probability = min(p_whole, sum(per_point) / len(per_point))
         else:
-            per_point = [p_whole]
-            probability = p_whole
+            per_point = _take_alternatives(features, i, points, [p_whole])
+            probability = per_point[0]
         if contradiction:
             probability = min(probability, cap)
             per_point = [min(p, cap) for p in per_point]

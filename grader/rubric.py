@@ -19,6 +19,8 @@ _ENUM_SPLIT = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
 _PARENTHESISED = re.compile(r"\([^()]*\)")
 _LAST_ITEM_BY_OR = re.compile(r"(?:,\s*|\s)or\s+[^,]*$")
 _MARKUP = re.compile(r"\*\*|__|`")
+_ACRONYM = re.compile(r"\s*\((?P<acronym>[A-Z][A-Za-z]*[A-Z][A-Za-z]*)\)")
+_OXFORD_OR = re.compile(r",\s*or\s+[^,]*$")
 _MAX_ENUM_ITEM_WORDS = 4
 _VERB_PAIR = re.compile(
     r"^(?:(?P<lead>\w+)\s+)??(?P<first>[A-Za-z]+)\s+and\s+(?P<second>[a-z]+)\s+(?P<rest>\S.*)$"
@@ -110,6 +112,58 @@ def _enumeration(clause: str) -> list[str]:
     if all(len(p.split()) <= _MAX_ENUM_ITEM_WORDS for p in items[1:]):
         return items
     return [clause]
+
+
+def _or_list(point: str) -> list[str]:
+    """ "They lack monitoring, robust pipelines, or stakeholder alignment" gives "They lack
+    monitoring", "They lack robust pipelines", "They lack stakeholder alignment": the words
+    before the first item (all but the first part's last word) lead every item. Three or more
+    short items, ", or" before the last (without that comma, "no flow control, no connect or
+    disconnect" would read as alternatives); else []."""
+    outside = _PARENTHESISED.sub(lambda m: "\0" * len(m.group(0)), point)
+    if outside.count(",") < 2 or not _OXFORD_OR.search(outside):
+        return []
+    parts: list[str] = []
+    start = 0
+    for match in _ENUM_SPLIT.finditer(outside):
+        parts.append(point[start : match.start()])
+        start = match.end()
+    parts.append(point[start:])
+    items = [p.strip(" .") for p in parts]
+    if not all(items) or not all(len(p.split()) <= _MAX_ENUM_ITEM_WORDS for p in items[1:]):
+        return []
+    *lead, first = items[0].split()
+    prefix = " ".join(lead) + " " if lead else ""
+    return [prefix + item for item in (first, *items[1:])]
+
+
+def _acronym(point: str) -> list[str]:
+    """ "Amazon Web Services (AWS)" gives "Amazon Web Services" and "AWS": a name followed by
+    its acronym in parentheses names one thing, so either answers the point. The name is the
+    words just before the parenthesis whose initials spell the acronym ("Quality of Service
+    (QoS)"); else []."""
+    match = _ACRONYM.search(point)
+    if match is None:
+        return []
+    acronym = match.group("acronym")
+    words = point[: match.start()].split()
+    initials = "".join(w[0] for w in words).lower()
+    if len(acronym) > len(words) or not initials.endswith(acronym.lower()):
+        return []
+    name = " ".join(words[-len(acronym) :])
+    before = " ".join(words[: -len(acronym)])
+    after = point[match.end() :]
+    return [
+        " ".join(f"{before} {name}{after}".split()),
+        " ".join(f"{before} {acronym}{after}".split()),
+    ]
+
+
+def alternatives(point: str) -> list[str]:
+    """Texts any one of which answers `point` in full: the items of an "or" list, or a name and
+    its acronym; [] when the point has no alternatives. The offline grader scores a point as its
+    best-matching alternative (or the point itself, when that matches better)."""
+    return _or_list(point) or _acronym(point)
 
 
 def _claims(sentence: str) -> list[str]:

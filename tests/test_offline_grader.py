@@ -57,6 +57,16 @@ RISKS = Card(
     answer="- Model suddenly becomes inaccurate\n- Data changes silently\n"
     "- No one knows which model is in production",
 )
+FAILURES = Card(
+    id="c-fail",
+    question="What is one reason many ML projects fail?",
+    answer="They lack monitoring, robust pipelines, or stakeholder alignment.",
+)
+CLOUDS = Card(
+    id="c-clouds",
+    question="Name three major cloud platforms.",
+    answer="- Google Cloud Platform (GCP)\n- Amazon Web Services (AWS)\n- Microsoft Azure",
+)
 CARDS = {card.id: card for card in (TRAINED, DRIFT, PHASES, PREREQS, EVAPORATE, ENGINEER)}
 
 
@@ -178,6 +188,30 @@ def test_a_negation_in_a_point_the_answer_skips_is_no_misconception(grader: Offl
     grade = _grade(grader, RISKS, "data changes silently")
     assert grade.misconceptions == []
     assert [p.status for p in grade.key_points][1] == "hit"
+
+
+@pytest.mark.parametrize("answer", ["no monitoring", "stakeholders not aligned"])
+def test_one_item_of_an_or_list_answers_it(grader: OfflineGrader, answer: str) -> None:
+    grade = _grade(grader, FAILURES, answer)
+    assert grade.verdict == "correct"
+    assert [p.status for p in grade.key_points] == ["hit"]
+
+
+@pytest.mark.parametrize("answer", ["they have good monitoring", "good monitoring", "the weather"])
+def test_an_or_list_item_with_the_opposite_polarity_earns_nothing_from_it(
+    grader: OfflineGrader, answer: str
+) -> None:
+    assert _grade(grader, FAILURES, answer).verdict == "incorrect"
+
+
+def test_an_acronym_answers_the_name_it_abbreviates(grader: OfflineGrader) -> None:
+    grade = _grade(grader, CLOUDS, "aws gcp azure")
+    assert grade.verdict == "correct"
+    assert [p.status for p in grade.key_points] == ["hit", "hit", "hit"]
+    assert "aws gcp azure" in grade.key_points[1].evidence
+    two = _grade(grader, CLOUDS, "gcp and aws")
+    assert [p.status for p in two.key_points] == ["hit", "hit", "missed"]
+    assert two.verdict == "partial"
 
 
 @pytest.mark.parametrize("answer", ["", "   ", "\n"])

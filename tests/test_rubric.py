@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grader.models import Card
-from grader.rubric import derive_key_points, rubric_for, split_coordination
+from grader.rubric import alternatives, derive_key_points, rubric_for, split_coordination
 
 
 @pytest.mark.parametrize(
@@ -167,3 +167,40 @@ def test_a_stored_rubric_wins() -> None:
         rubric=["Data pipelines", "ETL systems"],
     )
     assert rubric_for(card) == ["Data pipelines", "ETL systems"]
+
+
+@pytest.mark.parametrize(
+    ("point", "expected"),
+    [
+        (
+            "They lack monitoring, robust pipelines, or stakeholder alignment",
+            [
+                "They lack monitoring",
+                "They lack robust pipelines",
+                "They lack stakeholder alignment",
+            ],
+        ),
+        ("Amazon Web Services (AWS)", ["Amazon Web Services", "AWS"]),
+        ("Quality of Service (QoS) is hard", ["Quality of Service is hard", "QoS is hard"]),
+        (
+            "growth doubles each Round Trip Time (RTT)",
+            ["growth doubles each Round Trip Time", "growth doubles each RTT"],
+        ),
+    ],
+)
+def test_alternatives(point: str, expected: list[str]) -> None:
+    assert alternatives(point) == expected
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        "no ACK, no flow control, no connect or disconnect",  # no comma before "or": a list
+        "Sudden anomalies or shifts in data",  # two synonyms, not alternatives
+        "a mapping between stations (MACs) and interfaces",  # initials do not spell it
+        "Putting the model into the real system (web app, backend, etc.)",
+        "Microsoft Azure",
+    ],
+)
+def test_no_alternatives(point: str) -> None:
+    assert alternatives(point) == []
