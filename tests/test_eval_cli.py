@@ -101,6 +101,19 @@ def test_human_output(tmp_path: Path, fake: FakeGrader) -> None:
     assert result.stderr == ""
 
 
+def test_an_unwritable_out_path_fails_before_grading(tmp_path: Path, fake: FakeGrader) -> None:
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows())
+    result = invoke(str(data), "--out", str(tmp_path), "--no-report")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"error: {tmp_path}: is a directory; give a file name"
+    assert fake.calls == []
+    (tmp_path / "file").write_text("", encoding="utf-8")
+    result = invoke(str(data), "--report-dir", str(tmp_path / "file"))
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"error: {tmp_path / 'file'}: is not a directory"
+    assert fake.calls == []
+
+
 def test_slice_tables_fit_80_columns_without_cutting_numbers(
     tmp_path: Path, fake: FakeGrader, monkeypatch: pytest.MonkeyPatch
 ) -> None:

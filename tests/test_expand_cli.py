@@ -156,6 +156,22 @@ def test_interactive_review_with_piped_answers(runner: CliRunner, deck: Path) ->
 
 
 @pytest.mark.usefixtures("lexical")
+@pytest.mark.parametrize("editor", ["no-such-editor-here", "false"])
+def test_a_failing_editor_is_one_line_and_the_review_goes_on(
+    runner: CliRunner, deck: Path, monkeypatch: pytest.MonkeyPatch, editor: str
+) -> None:
+    expanded = runner.invoke(app, ["expand", str(deck), "-n", "2", "--strategy", "cloze"])
+    assert expanded.exit_code == 0
+    monkeypatch.setenv("EDITOR", editor)
+    monkeypatch.delenv("VISUAL", raising=False)
+    result = runner.invoke(app, ["review", str(deck), "--reviewer", "ada"], input="e\na\nq\n")
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert f"error: {editor}: Editing failed" in result.stdout
+    assert "set $VISUAL or $EDITOR to an editor that exits 0 on save" in result.stdout
+    assert "approved as card" in result.stdout  # the session went on after the failed edit
+
+
 def test_regenerate_without_endpoint_says_so(runner: CliRunner, deck: Path) -> None:
     runner.invoke(app, ["expand", str(deck), "-n", "1", "--strategy", "reverse"])
     result = runner.invoke(app, ["review", str(deck)], input="g\nq\n")

@@ -443,9 +443,15 @@ class InteractiveReview:
         import click
         from rich.text import Text
 
+        from grader.errors import GraderError
         from grader.review import editable_text, parse_edit, recheck, save_edit
 
-        text = click.edit(editable_text(proposal), extension=".yaml", require_save=True)
+        try:
+            text = click.edit(editable_text(proposal), extension=".yaml", require_save=True)
+        except click.ClickException as exc:  # no such editor, or it exited non-zero
+            raise GraderError(
+                f"{exc.format_message()}; set $VISUAL or $EDITOR to an editor that exits 0 on save"
+            ) from None
         if text is None:
             self.out.print(Text("unchanged"))
             return None

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from grader.atomic import WriteError, check_writable
 from grader.errors import InputError
 from grader.evaluation import runner
 from grader.evaluation.dataset import LoadedData, load_datasets
@@ -160,6 +161,10 @@ def run_eval(
         if (run_dir / runner.SPEC_FILE).exists():
             raise InputError("already holds a run; use --resume to continue it", path=run_dir)
         spec = None
+    if request.out is not None:
+        check_writable(request.out)
+    if request.report and request.report_dir is not None:
+        check_writable(request.report_dir, directory=True)
     for problem in loaded.problems:
         notice(f"skipped {problem}")
 
@@ -212,9 +217,13 @@ def run_eval(
     if request.report:
         from grader.evaluation.report import write_report
 
-        report_path = write_report(
-            request.report_dir or run_dir, spec, summary, ordered, loaded.items
-        )
+        report_dir = request.report_dir or run_dir
+        try:
+            report_path = write_report(report_dir, spec, summary, ordered, loaded.items)
+        except OSError as exc:
+            raise WriteError(
+                f"{report_dir}: cannot write the report ({exc.strerror or exc})"
+            ) from exc
     predictions = None
     if request.out is not None:
         runner.write_predictions(request.out, ordered)
