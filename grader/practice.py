@@ -71,16 +71,20 @@ def plan_session(
     """Due cards first (most overdue first), then new cards in deck order, within the limits.
 
     Reviewed cards that are not yet due are left out. `new_limit` caps new cards, `max_cards`
-    the whole session; `tags` keeps only cards carrying any of them.
+    the whole session; `tags` keeps only cards carrying any of them. A card comes up once
+    however often its deck is given (history knows a card by deck name and card id, so two
+    copies of a deck are one deck; the first one given is asked from).
     """
     due: list[QueueItem] = []
     new: list[QueueItem] = []
+    seen: set[tuple[str, str]] = set()
     for loaded in decks:
         name = loaded.deck.name
         states = history.card_states(name)
         for card in loaded.deck.cards:
-            if not _matches(card, tags):
+            if not _matches(card, tags) or (name, card.id) in seen:
                 continue
+            seen.add((name, card.id))
             state = states.get(card.id)
             item = QueueItem(deck=name, deck_path=str(loaded.path), card=card, state=state)
             if state is None:

@@ -66,6 +66,13 @@ def test_due_cards_come_first_most_overdue_first_and_not_due_are_skipped(tmp_pat
     ]
 
 
+def test_a_deck_given_twice_asks_each_card_once(tmp_path: Path) -> None:
+    deck = deck_file(tmp_path, 3)
+    with History.open(tmp_path / "home") as history:
+        plan = plan_session([deck, deck], history, FixedClock()())
+    assert [i.card.id for i in plan] == ["c1", "c2", "c3"]
+
+
 def test_tag_filter_is_case_insensitive(tmp_path: Path) -> None:
     deck = deck_file(tmp_path, 3, tags=[["ops"], ["Data"], []])
     with History.open(tmp_path / "home") as history:
