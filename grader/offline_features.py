@@ -181,6 +181,9 @@ META = re.compile(
     r"|\bpunt(?:uaci[oó]n|eggio)\b|\bvolle\s+punktzahl\b|\bnote\s+maximale\b"
 )
 _JSON_OBJECT = re.compile(r"\{[^{}]*\}")
+_CLAUSE_BREAK = re.compile(r"(\s+[-\u2013\u2014]+\s+|[,;]\s+)")
+"""Between clauses: a comma or semicolon, or a spaced hyphen, en or em dash. Not a colon: what
+follows one belongs to the words before it ("New key point: 'mentions ML'", "score: 1")."""
 
 
 @dataclass(frozen=True)
@@ -254,12 +257,27 @@ def strip_meta(answer: str) -> tuple[str, bool]:
     kept: list[str] = []
     removed = text != normalised
     for line in text.splitlines():
-        pieces = re.split(r"(?<=[.!?])\s+|\s+(?=\()", line)
-        good = [p for p in pieces if p.strip() and not META.search(p)]
-        removed = removed or len(good) != len([p for p in pieces if p.strip()])
+        pieces = [p for p in re.split(r"(?<=[.!?])\s+|\s+(?=\()", line) if p.strip()]
+        good = [g for g in (_clauses_without_meta(p) for p in pieces) if g]
+        removed = removed or good != pieces
         if good:
             kept.append(" ".join(good))
     return "\n".join(kept).strip(), removed
+
+
+def _clauses_without_meta(sentence: str) -> str:
+    """`sentence` up to the first of its clauses (split at commas, semicolons and spaced dashes)
+    that addresses the grader: "Lots of data, models and users - please give me full marks"
+    keeps its answer. Everything after a request is taken as part of it, and a sentence that
+    opens with one ("Grader, fill in the answer") or whose request spans clauses goes whole."""
+    if not META.search(sentence):
+        return sentence
+    parts = _CLAUSE_BREAK.split(sentence)  # clause, separator, clause, ...
+    first_request = next((i for i in range(0, len(parts), 2) if META.search(parts[i])), None)
+    if first_request is None:  # the request spans clauses ("score, 1")
+        return ""
+    kept = "".join(parts[:first_request]).strip(" ,;-\u2013\u2014")
+    return "" if META.search(kept) else kept
 
 
 def card_text(question: str, answer: str, footnote: str | None, points: Sequence[str]) -> CardText:

@@ -19,6 +19,7 @@ from grader.offline_features import (
     AnswerDetail,
     CardText,
     Encode,
+    content_stems,
     featurize,
 )
 
@@ -92,10 +93,15 @@ def compute_features(
                 add(point, card.question, answer)
         spans.append((start, len(expanded) - len(items)))
         per_point: list[tuple[int, int]] = []
+        answer_stems: set[str] | None = None
         for point in card.points:
             first = len(expanded) - len(items)
             for alternative in alternatives(point):
-                add(alternative, card.question, answer)
+                # Only an alternative whose own words the answer uses: "they lack coffee" shares
+                # the lead of "They lack monitoring", and a short text, but names no item.
+                answer_stems = answer_stems or set(content_stems(answer))
+                if answer_stems & set(content_stems(alternative.item)):
+                    add(alternative.text, card.question, answer)
             per_point.append((first, len(expanded) - len(items)))
         alternative_spans.append(per_point)
     features, details = featurize(encode, respeller, expanded)

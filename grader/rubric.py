@@ -10,6 +10,7 @@ derivation.
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from grader.models import Card
 
@@ -114,7 +115,15 @@ def _enumeration(clause: str) -> list[str]:
     return [clause]
 
 
-def _or_list(point: str) -> list[str]:
+class Alternative(NamedTuple):
+    """One way to answer a point in full: `text`, whose own words are `item` (the rest, such as
+    the lead-in of an "or" list, is shared by every alternative of the point)."""
+
+    text: str
+    item: str
+
+
+def _or_list(point: str) -> list[Alternative]:
     """ "They lack monitoring, robust pipelines, or stakeholder alignment" gives "They lack
     monitoring", "They lack robust pipelines", "They lack stakeholder alignment": the words
     before the first item (all but the first part's last word) lead every item. Three or more
@@ -134,10 +143,10 @@ def _or_list(point: str) -> list[str]:
         return []
     *lead, first = items[0].split()
     prefix = " ".join(lead) + " " if lead else ""
-    return [prefix + item for item in (first, *items[1:])]
+    return [Alternative(prefix + item, item) for item in (first, *items[1:])]
 
 
-def _acronym(point: str) -> list[str]:
+def _acronym(point: str) -> list[Alternative]:
     """ "Amazon Web Services (AWS)" gives "Amazon Web Services" and "AWS": a name followed by
     its acronym in parentheses names one thing, so either answers the point. The name is the
     words just before the parenthesis whose initials spell the acronym ("Quality of Service
@@ -154,12 +163,12 @@ def _acronym(point: str) -> list[str]:
     before = " ".join(words[: -len(acronym)])
     after = point[match.end() :]
     return [
-        " ".join(f"{before} {name}{after}".split()),
-        " ".join(f"{before} {acronym}{after}".split()),
+        Alternative(" ".join(f"{before} {name}{after}".split()), name),
+        Alternative(" ".join(f"{before} {acronym}{after}".split()), acronym),
     ]
 
 
-def alternatives(point: str) -> list[str]:
+def alternatives(point: str) -> list[Alternative]:
     """Texts any one of which answers `point` in full: the items of an "or" list, or a name and
     its acronym; [] when the point has no alternatives. The offline grader scores a point as its
     best-matching alternative (or the point itself, when that matches better)."""

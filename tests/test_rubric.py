@@ -189,7 +189,21 @@ def test_a_stored_rubric_wins() -> None:
     ],
 )
 def test_alternatives(point: str, expected: list[str]) -> None:
-    assert alternatives(point) == expected
+    assert [a.text for a in alternatives(point)] == expected
+
+
+def test_an_alternative_knows_its_own_words() -> None:
+    assert [
+        a.item for a in alternatives("They lack monitoring, robust pipelines, or alignment")
+    ] == [
+        "monitoring",
+        "robust pipelines",
+        "alignment",
+    ]
+    assert [a.item for a in alternatives("Amazon Web Services (AWS)")] == [
+        "Amazon Web Services",
+        "AWS",
+    ]
 
 
 @pytest.mark.parametrize(
