@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eval_fakes import FakeGrader, SyncFakeGrader, standard_rows, write_dataset
+from eval_fakes import FakeGrader, SyncFakeGrader, record, standard_rows, write_dataset
 from typer.testing import CliRunner
 
 from grader.cli import app
@@ -98,7 +98,21 @@ def test_human_output(tmp_path: Path, fake: FakeGrader) -> None:
     assert result.exit_code == 0, result.stderr
     assert "14 responses, 13 graded, 1 ungraded (fake, fake-1)" in result.stdout
     assert "false_accept_rate" in result.stdout and "per kind" in result.stdout
-    assert result.stderr == ""
+    assert result.stderr == "ungraded (1): fake failure\n"
+
+
+def test_a_run_where_nothing_could_be_graded_fails(tmp_path: Path, fake: FakeGrader) -> None:
+    rows: list[dict[str, Any] | str] = [record(i, f"FAIL {i}", 4) for i in range(3)]
+    data = write_dataset(tmp_path / "d.jsonl", rows)
+    result = invoke(str(data), "--bootstrap", "0", "--no-report", "--run-dir", str(tmp_path / "r"))
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "ungraded (3): fake failure"
+    assert lines[-1] == (
+        "error: none of the 3 responses could be graded (reasons above); fix the cause and "
+        "continue with: grader eval --resume r"
+    )
+    assert (tmp_path / "r" / "results.jsonl").is_file()  # kept for the resume
 
 
 def test_an_unwritable_out_path_fails_before_grading(tmp_path: Path, fake: FakeGrader) -> None:

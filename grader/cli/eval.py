@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -114,7 +114,7 @@ def run_command(
     ] = False,
 ) -> None:
     """Grade every response in DATASET... and report agreement with the human grades."""
-    from grader.errors import InputError
+    from grader.errors import GraderError, InputError
     from grader.evaluation import scoring
     from grader.evaluation.session import EvalRequest, run_eval
     from grader.exitcodes import ExitCode
@@ -168,10 +168,26 @@ def run_command(
         print_json("eval", data)
     else:
         _print_outcome(outcome)
+    _say_why_ungraded(outcome, notice)
+    overall = outcome.summary.overall
+    if overall.n and not overall.graded:
+        raise GraderError(
+            f"none of the {overall.n} responses could be graded (reasons above); fix the cause "
+            f"and continue with: grader eval --resume {outcome.run_id}"
+        )
     for failure in failures:
         notice(f"below threshold: {failure}")
     if failures:
         raise typer.Exit(ExitCode.BELOW_THRESHOLD)
+
+
+def _say_why_ungraded(outcome: EvalOutcome, notice: Callable[[str], None], shown: int = 3) -> None:
+    """The most common reasons responses went ungraded, on stderr (they are in report.md too)."""
+    reasons = list(outcome.ungraded_reasons.items())
+    for reason, count in reasons[:shown]:
+        notice(f"ungraded ({count}): {reason}")
+    if len(reasons) > shown:
+        notice(f"ungraded: {len(reasons) - shown} more reason(s), see the report")
 
 
 @app.command("compare")

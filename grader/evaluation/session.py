@@ -64,6 +64,8 @@ class EvalOutcome(BaseModel):
     """Responses graded by this invocation (0 for a complete resumed run)."""
     report: str | None = None
     predictions: str | None = None
+    ungraded_reasons: dict[str, int] = Field(default_factory=dict)
+    """Why responses went ungraded: each distinct reason and how many, most common first."""
 
 
 def _home() -> Path:
@@ -237,7 +239,17 @@ def run_eval(
         graded_now=pending,
         report=str(report_path) if report_path is not None else None,
         predictions=predictions,
+        ungraded_reasons=_ungraded_reasons(ordered),
     )
+
+
+def _ungraded_reasons(results: list[ResultRecord]) -> dict[str, int]:
+    from collections import Counter
+
+    reasons = Counter(
+        r.grade.reason or "no reason given" for r in results if r.verdict == "ungraded"
+    )
+    return dict(reasons.most_common())
 
 
 def _prompt_hash(grader: object) -> str | None:
