@@ -172,6 +172,17 @@ def test_a_failing_editor_is_one_line_and_the_review_goes_on(
     assert "approved as card" in result.stdout  # the session went on after the failed edit
 
 
+def test_llm_strategy_without_endpoint_fails_at_once(
+    runner: CliRunner, deck: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    result = runner.invoke(app, ["expand", str(deck), "--strategy", "llm"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: --strategy llm needs an endpoint: set OPENAI_API_KEY")
+    assert not deck.with_name(deck.stem + ".proposals.yaml").exists()
+
+
 def test_regenerate_without_endpoint_says_so(runner: CliRunner, deck: Path) -> None:
     runner.invoke(app, ["expand", str(deck), "-n", "1", "--strategy", "reverse"])
     result = runner.invoke(app, ["review", str(deck)], input="g\nq\n")

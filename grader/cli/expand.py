@@ -77,7 +77,7 @@ def expand_command(
     json_output: JsonOption = False,
 ) -> None:
     """Propose N new cards for DECK; they wait in DECK's proposals file until reviewed."""
-    from grader.errors import InputError
+    from grader.errors import ConfigError, InputError
     from grader.expand.run import deterministic_strategies, expand_deterministic
     from grader.expand.similarity import load_encoder
     from grader.render import notice, print_json
@@ -97,6 +97,11 @@ def expand_command(
                 "note: no LLM endpoint configured; proposing with the deterministic strategies "
                 "(reverse, list-item, cloze)"
             )
+    if chosen == "llm" and not settings.endpoint_configured:
+        raise ConfigError(
+            "--strategy llm needs an endpoint: set OPENAI_API_KEY and/or OPENAI_BASE_URL, "
+            "pass --base-url, or write base_url in $GRADER_HOME/config.toml"
+        )
     if chosen != "llm" and instructions:
         notice("note: --instructions only guide the llm strategy; ignored")
     encoder, limits = load_encoder(notice)
