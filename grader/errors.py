@@ -19,6 +19,10 @@ class InputError(GraderError):
         self.line = line
 
 
+class UsageError(GraderError):
+    """Options or arguments that do not go together or are out of range (exit code 2)."""
+
+
 class DeckError(InputError):
     """A deck file that does not parse or validate."""
 

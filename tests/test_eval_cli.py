@@ -180,7 +180,7 @@ def test_fail_under(
 def test_bad_invocations(tmp_path: Path, fake: FakeGrader) -> None:
     data = write_dataset(tmp_path / "d.jsonl", standard_rows())
     bad = invoke(str(data), "--fail-under", "nope=1")
-    assert bad.exit_code == 1 and bad.stderr.startswith("error: --fail-under 'nope=1'")
+    assert bad.exit_code == 2 and bad.stderr.startswith("error: --fail-under 'nope=1'")
     missing = invoke(str(tmp_path / "none.jsonl"))
     assert missing.exit_code == 1
     assert missing.stderr == f"error: {tmp_path / 'none.jsonl'}: no such file\n"

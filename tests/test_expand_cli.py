@@ -115,15 +115,15 @@ def test_expand_strategy_from_and_tag(runner: CliRunner, deck: Path) -> None:
 
 
 def test_review_usage_errors(runner: CliRunner, deck: Path) -> None:
-    for args, message in [
-        (["--approve"], "--approve needs at least one proposal id"),
-        (["p1"], "proposal ids need --approve or --reject"),
-        (["--approve", "--reject", "p1"], "use one of --approve, --reject, --list"),
-        (["--approve", "p1", "--reason", "x"], "--reason goes with --reject"),
-        (["--approve", "p1"], "no proposal 'p1'"),
+    for args, message, code in [
+        (["--approve"], "--approve needs at least one proposal id", 2),
+        (["p1"], "proposal ids need --approve or --reject", 2),
+        (["--approve", "--reject", "p1"], "use one of --approve, --reject, --list", 2),
+        (["--approve", "p1", "--reason", "x"], "--reason goes with --reject", 2),
+        (["--approve", "p1"], "no proposal 'p1'", 1),
     ]:
         result = runner.invoke(app, ["review", str(deck), *args])
-        assert result.exit_code == 1, args
+        assert result.exit_code == code, args
         assert message in result.stderr
         assert "Traceback" not in result.stderr
     missing = runner.invoke(app, ["review", str(deck.with_name("none.yaml")), "--list"])

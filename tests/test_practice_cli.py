@@ -147,7 +147,7 @@ def test_bad_input_is_one_line(fake: FakeGrader, tmp_path: Path, deck: Path) -> 
         f"error: {tmp_path / 'missing.yaml'}: no such file"
     ]
     result = runner.invoke(app, ["practice", str(deck), "--grader", "gpt"])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # usage, as for `grader grade --grader gpt`
     assert "--grader must be auto, offline or llm" in result.stderr
 
 

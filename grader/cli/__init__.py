@@ -16,10 +16,14 @@ class _ErrorMappingGroup(TyperGroup):
     """Turns GraderError into one stderr line and an exit code; Ctrl-C into 130."""
 
     def invoke(self, ctx: Context) -> Any:
+        from grader.errors import UsageError
         from grader.render import error_line
 
         try:
             return super().invoke(ctx)
+        except UsageError as exc:
+            error_line(str(exc))
+            raise typer.Exit(ExitCode.USAGE) from None
         except GraderError as exc:
             error_line(str(exc))
             raise typer.Exit(ExitCode.ERROR) from None

@@ -114,26 +114,26 @@ def run_command(
     ] = False,
 ) -> None:
     """Grade every response in DATASET... and report agreement with the human grades."""
-    from grader.errors import GraderError, InputError
+    from grader.errors import GraderError, UsageError
     from grader.evaluation import scoring
     from grader.evaluation.session import EvalRequest, run_eval
     from grader.exitcodes import ExitCode
     from grader.render import notice, print_json
 
     if grader not in ("auto", "offline", "llm"):
-        raise InputError(f"--grader must be auto, offline or llm, not {grader!r}")
+        raise UsageError(f"--grader must be auto, offline or llm, not {grader!r}")
     if record is not None and replay is not None:
-        raise InputError("--record and --replay cannot be combined")
+        raise UsageError("--record and --replay cannot be combined")
     if not datasets and resume is None:
-        raise InputError("give at least one DATASET (or --resume RUN)")
+        raise UsageError("give at least one DATASET (or --resume RUN)")
     if datasets and resume is not None:
-        raise InputError("--resume takes the datasets from the run; give no DATASET")
+        raise UsageError("--resume takes the datasets from the run; give no DATASET")
     thresholds = []
     for text in fail_under or []:
         try:
             thresholds.append(scoring.parse_threshold(text))
         except ValueError as exc:
-            raise InputError(str(exc)) from None
+            raise UsageError(str(exc)) from None
 
     request = EvalRequest(
         datasets=list(datasets or []),

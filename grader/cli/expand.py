@@ -77,13 +77,13 @@ def expand_command(
     json_output: JsonOption = False,
 ) -> None:
     """Propose N new cards for DECK; they wait in DECK's proposals file until reviewed."""
-    from grader.errors import ConfigError, InputError
+    from grader.errors import ConfigError, UsageError
     from grader.expand.run import deterministic_strategies, expand_deterministic
     from grader.expand.similarity import load_encoder
     from grader.render import notice, print_json
 
     if n < 1:
-        raise InputError("-n must be at least 1")
+        raise UsageError("-n must be at least 1")
     from grader.deckfile import load_deck
     from grader.expand.run import select_sources
 
@@ -227,7 +227,7 @@ def review_command(
     json_output: JsonOption = False,
 ) -> None:
     """Review DECK's pending proposals: interactively, or with --approve / --reject / --list."""
-    from grader.errors import InputError
+    from grader.errors import UsageError
     from grader.render import print_json
     from grader.review import approve as approve_ids
     from grader.review import list_proposals, reviewer_name
@@ -237,15 +237,15 @@ def review_command(
     if list_only:
         chosen.append("--list")
     if len(chosen) > 1:
-        raise InputError(f"use one of --approve, --reject, --list (got {', '.join(chosen)})")
+        raise UsageError(f"use one of --approve, --reject, --list (got {', '.join(chosen)})")
     if ids and not (approve or reject):
-        raise InputError("proposal ids need --approve or --reject")
+        raise UsageError("proposal ids need --approve or --reject")
     if (approve or reject) and not ids:
-        raise InputError(f"{chosen[0]} needs at least one proposal id")
+        raise UsageError(f"{chosen[0]} needs at least one proposal id")
     if reason is not None and not reject:
-        raise InputError("--reason goes with --reject")
+        raise UsageError("--reason goes with --reject")
     if status not in ("pending", "approved", "rejected", "all"):
-        raise InputError(f"--status: expected pending, approved, rejected or all, got {status!r}")
+        raise UsageError(f"--status: expected pending, approved, rejected or all, got {status!r}")
 
     if list_only:
         store = list_proposals(deck, None if status == "all" else status)
@@ -267,7 +267,7 @@ def review_command(
             _print_outcomes(outcomes)
         return
     if json_output:
-        raise InputError("interactive review has no --json; use --list, --approve or --reject")
+        raise UsageError("interactive review has no --json; use --list, --approve or --reject")
     InteractiveReview(deck, who, lambda: _settings(model, base_url, None, False)).run()
 
 

@@ -244,7 +244,7 @@ def practice(
     from rich.console import Console
 
     from grader.deckfile import load_deck
-    from grader.errors import InputError
+    from grader.errors import UsageError
     from grader.history import History
     from grader.paths import grader_home
     from grader.practice import PracticeSession, plan_session
@@ -252,7 +252,7 @@ def practice(
     from grader.scheduling import Scheduler, utc_clock
 
     if grader_kind not in ("auto", "offline", "llm"):
-        raise InputError(f"--grader must be auto, offline or llm, not {grader_kind!r}")
+        raise UsageError(f"--grader must be auto, offline or llm, not {grader_kind!r}")
     loaded = [load_deck(path) for path in decks]
     home = grader_home()
     err = Console(file=sys.stderr, highlight=False)
