@@ -274,10 +274,19 @@ class EvalRecord(BaseModel):
     split: str | None = None
     kind: str | None = None
 
+    @model_validator(mode="after")
+    def _score_within_scale(self) -> EvalRecord:
+        if not 0 <= self.score <= self.score_max:
+            raise ValueError(
+                f"score {self.score:g} is outside 0..score_max ({self.score_max:g}); "
+                "a wrong score_max would skew every metric"
+            )
+        return self
+
     @property
     def gold(self) -> float:
         """Human grade normalised to [0, 1]."""
-        return max(0.0, min(1.0, self.score / self.score_max))
+        return self.score / self.score_max
 
 
 def utc_now_iso(now: datetime | None = None) -> str:

@@ -27,6 +27,9 @@ def test_loads_records_keeps_extras_and_numbers_lines(tmp_path: Path) -> None:
     assert loaded.files[0].records == 2 and len(loaded.files[0].sha256) == 64
 
 
+SKEW = "a wrong score_max would skew every metric"
+
+
 def test_bad_lines_reported_and_skipped(tmp_path: Path) -> None:
     missing = record(2, "x", 1)
     del missing["score_max"]
@@ -39,6 +42,8 @@ def test_bad_lines_reported_and_skipped(tmp_path: Path) -> None:
         "[1, 2]",
         bad_score,
         record(6, "y", 4),
+        record(7, "z", 5),  # score_max 4
+        record(8, "z", -1),
     ]
     path = write_dataset(tmp_path / "d.jsonl", rows)
     loaded = load_datasets([path])
@@ -48,8 +53,10 @@ def test_bad_lines_reported_and_skipped(tmp_path: Path) -> None:
         f"{path}:3: missing required field 'score_max'",
         f"{path}:4: expected a JSON object, got list",
         f"{path}:5: field 'score_max': Input should be greater than 0",
+        f"{path}:7: score 5 is outside 0..score_max (4); {SKEW}",
+        f"{path}:8: score -1 is outside 0..score_max (4); {SKEW}",
     ]
-    assert loaded.files[0].skipped == 4
+    assert loaded.files[0].skipped == 6
 
 
 def test_strict_fails_on_first_bad_line(tmp_path: Path) -> None:

@@ -70,9 +70,11 @@ def sha256_file(path: Path) -> str:
 
 def _validation_message(exc: ValidationError) -> str:
     first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"]) or "record"
+    where = ".".join(str(p) for p in first["loc"])
     if first["type"] == "missing":
         return f"missing required field {where!r}"
+    if not where:  # a check across fields states its own fields
+        return str(first.get("ctx", {}).get("error", first["msg"]))
     return f"field {where!r}: {first['msg']}"
 
 
