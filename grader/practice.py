@@ -96,6 +96,48 @@ def plan_session(
     return queue if max_cards is None else queue[: max(max_cards, 0)]
 
 
+class EmptyPlan(BaseModel):
+    """Why `plan_session` found nothing to practise."""
+
+    model_config = ConfigDict(frozen=True)
+
+    matching: int
+    """Cards carrying one of the tags (all cards without a tag filter)."""
+    new_waiting: int
+    """Matching cards never reviewed (left out by the new-card limit)."""
+    next_due: datetime | None
+    """When the first reviewed matching card falls due."""
+    tags_in_decks: list[str]
+
+
+def explain_empty_plan(
+    decks: Sequence[LoadedDeck], history: History, tags: Sequence[str] = ()
+) -> EmptyPlan:
+    """The facts behind an empty session plan: no card with the tags, new cards held back by
+    the limit, or every card reviewed and not yet due."""
+    matching = new_waiting = 0
+    next_due: datetime | None = None
+    all_tags: set[str] = set()
+    for loaded in decks:
+        states = history.card_states(loaded.deck.name)
+        for card in loaded.deck.cards:
+            all_tags.update(card.tags)
+            if not _matches(card, tags):
+                continue
+            matching += 1
+            state = states.get(card.id)
+            if state is None:
+                new_waiting += 1
+            elif next_due is None or state.due < next_due:
+                next_due = state.due
+    return EmptyPlan(
+        matching=matching,
+        new_waiting=new_waiting,
+        next_due=next_due,
+        tags_in_decks=sorted(all_tags, key=str.casefold),
+    )
+
+
 def _evidence_kind(grader_kind: str) -> GraderKind:
     for candidate in get_args(GraderKind):
         if candidate == grader_kind:

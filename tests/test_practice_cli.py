@@ -126,7 +126,22 @@ def test_limits_and_tags(fake: FakeGrader, deck: Path) -> None:
     assert "2 card(s)" in result.stdout
     result = runner.invoke(app, ["practice", str(deck), "--new", "0"], input="q\n")
     assert result.exit_code == 0
-    assert "Nothing to practise" in result.stdout
+    assert result.stdout.strip() == (
+        "Nothing to practise: no card is due, and --new 0 leaves out the 3 new card(s)."
+    )
+
+
+def test_nothing_to_practise_says_why(fake: FakeGrader, deck: Path) -> None:
+    result = runner.invoke(app, ["practice", str(deck), "--tag", "nope", "--tag", "x"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == (
+        "Nothing to practise: no card carries the tag nope or x (tags in these decks: data, ops)."
+    )
+    fake.queue(*(make_grade(1.0) for _ in range(3)))
+    answered = runner.invoke(app, ["practice", str(deck)], input="a\n\n\n" * 3)
+    assert answered.exit_code == 0, answered.stderr
+    result = runner.invoke(app, ["practice", str(deck)])
+    assert result.stdout.startswith("Nothing to practise: no card is due; the next one is due in")
 
 
 def test_json_summary_on_stdout_dialogue_on_stderr(fake: FakeGrader, deck: Path) -> None:

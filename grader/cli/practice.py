@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
     from grader.graders.base import Grader
     from grader.history import Attempt
-    from grader.practice import PracticeSession, QueueItem
+    from grader.practice import EmptyPlan, PracticeSession, QueueItem
     from grader.scheduling import Override
     from grader.stats import Stats
 
@@ -247,7 +247,7 @@ def practice(
     from grader.errors import UsageError
     from grader.history import History
     from grader.paths import grader_home
-    from grader.practice import PracticeSession, plan_session
+    from grader.practice import PracticeSession, explain_empty_plan, plan_session
     from grader.render import print_json
     from grader.scheduling import Scheduler, utc_clock
 
@@ -264,7 +264,8 @@ def practice(
         )
         attempts: list[Attempt] = []
         if not queue:
-            out.print("Nothing to practise: no card is due and no new card is left.", markup=False)
+            why = explain_empty_plan(loaded, history, tag or ())
+            out.print(f"Nothing to practise: {_why_nothing(why, tag or (), clock())}", markup=False)
         else:
             with _status(err, "Loading the grader…"):
                 grader = build_grader(grader_kind, home, model, base_url)  # type: ignore[arg-type]
@@ -278,6 +279,17 @@ def practice(
             out.print(f"Session over: {len(attempts)} answer(s) saved.", markup=False)
     if as_json:
         print_json("practice", _summary(attempts))
+
+
+def _why_nothing(why: EmptyPlan, tags: Sequence[str], now: datetime) -> str:
+    if tags and not why.matching:
+        known = ", ".join(why.tags_in_decks) or "none"
+        return f"no card carries the tag {' or '.join(tags)} (tags in these decks: {known})."
+    if why.new_waiting:
+        return f"no card is due, and --new 0 leaves out the {why.new_waiting} new card(s)."
+    if why.next_due is not None:
+        return f"no card is due; the next one is due {humanize_delta(why.next_due - now)}."
+    return "the deck has no cards."
 
 
 def stats(
