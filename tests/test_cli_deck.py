@@ -194,6 +194,37 @@ def test_deck_show_deck_and_card(runner: CliRunner) -> None:
     assert _one_error_line(result.stderr) == "error: decks/a.yaml: no card with id 'zz'"
 
 
+def test_deck_show_keeps_a_cloze_blank_and_line_breaks(runner: CliRunner, tmp_path: Path) -> None:
+    deck = tmp_path / "cloze.yaml"
+    save_deck(
+        deck,
+        Deck(
+            name="Cloze",
+            cards=[
+                Card(
+                    id="c1",
+                    question="Fill in the **missing** step:",
+                    answer="- Get data\n- ____\n- Deploy `model`",
+                    footnote="Line one\nline two",
+                )
+            ],
+        ),
+    )
+    result = runner.invoke(app, ["deck", "show", str(deck), "c1"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == [
+        "Question",
+        "Fill in the missing step:",
+        "Answer",
+        "• Get data",
+        "• ____",  # a full Markdown renderer drew a horizontal rule here
+        "• Deploy model",
+        "Footnote",
+        "Line one",
+        "line two",
+    ]
+
+
 def test_deck_check_passes_on_the_committed_seed_decks(runner: CliRunner) -> None:
     repo_decks = Path(__file__).resolve().parent.parent / "decks"
     paths = [str(repo_decks / "mlops-foundations.yaml"), str(repo_decks / "mlops-pipeline.yaml")]

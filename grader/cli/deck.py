@@ -88,21 +88,21 @@ def show_command(
 
 def _print_card(card: object) -> None:
     from rich.console import Console
-    from rich.markdown import Markdown
     from rich.text import Text
 
+    from grader.cli.grade_view import deck_text
     from grader.models import Card
 
     assert isinstance(card, Card)
     console = Console(highlight=False, soft_wrap=True)
     console.print(Text(f"{card.id}", style="bold"))
     console.print(Text("Question", style="bold cyan"))
-    console.print(Markdown(card.question))
+    console.print(deck_text(card.question))
     console.print(Text("Answer", style="bold cyan"))
-    console.print(Markdown(card.answer))
+    console.print(deck_text(card.answer))
     if card.footnote:
         console.print(Text("Footnote", style="bold cyan"))
-        console.print(Markdown(card.footnote))
+        console.print(deck_text(card.footnote))
     if card.tags:
         console.print(Text("Tags: " + ", ".join(card.tags)))
     if card.provenance:

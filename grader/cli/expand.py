@@ -363,18 +363,19 @@ class InteractiveReview:
         self.out.print(Text(f"review done: {summary or 'nothing decided'}"))
 
     def show(self, proposal: CardProposal, position: int, total: int) -> None:
-        from rich.markdown import Markdown
         from rich.text import Text
+
+        from grader.cli.grade_view import deck_text
 
         out = self.out
         out.rule(f"proposal {proposal.id} ({position}/{total}) · {proposal.strategy}")
         out.print(Text("Question", style="bold cyan"))
-        out.print(Markdown(proposal.question))
+        out.print(deck_text(proposal.question))
         out.print(Text("Answer", style="bold cyan"))
-        out.print(Markdown(proposal.answer))
+        out.print(deck_text(proposal.answer))
         if proposal.footnote:
             out.print(Text("Footnote", style="bold cyan"))
-            out.print(Markdown(proposal.footnote))
+            out.print(deck_text(proposal.footnote))
         details = []
         if proposal.tags:
             details.append("tags: " + ", ".join(proposal.tags))

@@ -6,6 +6,8 @@ brackets in an answer or in feedback are shown as typed.
 
 from __future__ import annotations
 
+import re
+
 from rich.console import Group, RenderableType
 from rich.text import Text
 
@@ -18,6 +20,8 @@ VERDICT_STYLES = {
     "ungraded": "bold magenta",
 }
 POINT_MARKS = {"hit": ("✓", "green"), "partial": ("~", "yellow"), "missed": ("✗", "red")}
+_LIST_ITEM = re.compile(r"^(?P<indent>\s*)[-*]\s+(?P<rest>.*)$")
+_EMPHASIS = re.compile(r"\*\*(?P<bold>[^*]+)\*\*|`(?P<code>[^`]+)`")
 
 
 def render_grade(grade: Grade) -> RenderableType:
@@ -47,7 +51,30 @@ def render_grade(grade: Grade) -> RenderableType:
 
 def render_reference(card: Card) -> RenderableType:
     """The reference answer, then the footnote when the card has one."""
-    parts: list[RenderableType] = [Text("Reference answer:", style="bold"), Text(card.answer)]
+    parts: list[RenderableType] = [Text("Reference answer:", style="bold"), deck_text(card.answer)]
     if card.footnote:
-        parts.append(Text(card.footnote, style="dim"))
+        parts.append(Text("Footnote:", style="bold dim"))
+        parts.append(deck_text(card.footnote, style="dim"))
     return Group(*parts)
+
+
+def deck_text(text: str, style: str = "") -> Text:
+    """Deck text in the Markdown subset decks use: `**bold**`, `` `code` ``, `- item` lines
+    (shown as bullets), line breaks kept. Anything else is shown as typed: a full Markdown
+    renderer would turn a cloze blank "- ____" into a horizontal rule and join lines."""
+    out = Text(style=style)
+    for number, line in enumerate(text.splitlines()):
+        if number:
+            out.append("\n")
+        bullet = _LIST_ITEM.match(line)
+        if bullet is not None:
+            out.append(bullet.group("indent") + "• ")
+            line = bullet.group("rest")
+        position = 0
+        for match in _EMPHASIS.finditer(line):
+            out.append(line[position : match.start()])
+            bold, code = match.group("bold"), match.group("code")
+            out.append(bold if bold is not None else code, style="bold" if bold else "cyan")
+            position = match.end()
+        out.append(line[position:])
+    return out
