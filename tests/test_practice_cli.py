@@ -54,6 +54,7 @@ def test_session_grades_shows_and_records_with_override(
     assert "Well done [bold]really[/bold]." in out  # learner-visible text is never markup
     assert "Reference answer:\n• point 1a\n• point 1b\nFootnote:\nFootnote 1." in out
     assert "→ Good (from correct)" in out and "→ Again (from incorrect)" in out
+    assert max(len(line) for line in out.splitlines() if "→" in line or "Enter" in line) <= 80
     assert "Saved: Good; next review" in out
     assert "Saved: Good (override: right); next review" in out
     assert "Session over: 2 answer(s) saved." in out

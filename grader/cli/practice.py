@@ -182,12 +182,12 @@ def _run_session(
                 if key != "s":
                     attempt = done[-1] = session.self_rate(attempt, int(key))
             else:
-                out.print(
-                    f"→ {RATING_LABELS[proposed]} (from {grade.verdict}). {RATE_KEYS}",
+                out.print(  # the keys on a line of their own: together they passed 80 columns
+                    f"→ {RATING_LABELS[proposed]} (from {grade.verdict}).",
                     markup=False,
                     highlight=False,
                 )
-                key = term.read_key("", "\nrwe")
+                key = term.read_key(RATE_KEYS, "\nrwe")
                 if key != "\n":
                     attempt = done[-1] = session.override(attempt, OVERRIDE_KEYS[key])
             _say_saved(out, attempt, session.clock())
