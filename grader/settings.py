@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from grader.errors import ConfigError
 
+OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 CONFIG_FILE = "config.toml"
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_SEED = 1234
@@ -64,6 +65,11 @@ class Settings(BaseModel):
     """Answer identical requests from the request cache."""
 
     @property
+    def effective_base_url(self) -> str:
+        """The endpoint calls go to: the configured base URL, else OpenAI's."""
+        return (self.base_url or OPENAI_DEFAULT_BASE_URL).rstrip("/")
+
+    @property
     def endpoint_configured(self) -> bool:
         """True when an endpoint was configured (a key for OpenAI, or a base URL)."""
         return self.api_key is not None or self.base_url is not None
@@ -82,7 +88,7 @@ class Settings(BaseModel):
     def public(self) -> dict[str, Any]:
         """Settings safe to show or log: the key is reduced to whether one is set."""
         data = self.model_dump(mode="json", exclude={"api_key"})
-        data["api_key"] = "set" if self.api_key is not None else None
+        data["api_key"] = "set" if self.api_key is not None else "not set"
         return data
 
 

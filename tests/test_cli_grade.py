@@ -214,8 +214,12 @@ def test_config_never_shows_the_key(monkeypatch: pytest.MonkeyPatch, grader_home
     assert data["api_key"] == "set" and data["model"] == "local"
     assert data["endpoint_configured"] is True
     assert "sk-never-shown" not in result.stdout
+    assert (data["base_url"], data["effective_base_url"]) == (None, "https://api.openai.com/v1")
     human = invoke("config")
     assert "model: local" in human.stdout and "sk-never-shown" not in human.stdout
+    assert "base_url: https://api.openai.com/v1 (default)" in human.stdout
+    monkeypatch.delenv("OPENAI_API_KEY")
+    assert "api_key: not set" in invoke("config").stdout
 
 
 def test_grade_closes_its_grader(deck: Path, monkeypatch: pytest.MonkeyPatch) -> None:

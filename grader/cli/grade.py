@@ -209,6 +209,7 @@ def config(json_output: JsonOption = False) -> None:
     home = grader_home()
     settings = resolve_settings(home)
     data = {"config_file": str(home / CONFIG_FILE), **settings.public()}
+    data["effective_base_url"] = settings.effective_base_url
     data["endpoint_configured"] = settings.endpoint_configured
     if json_output:
         print_json("config", data)
@@ -216,8 +217,12 @@ def config(json_output: JsonOption = False) -> None:
     from rich.console import Console
     from rich.text import Text
 
+    shown = dict(data)
+    del shown["effective_base_url"]
+    if settings.base_url is None:
+        shown["base_url"] = f"{settings.effective_base_url} (default)"
     console = Console(highlight=False, soft_wrap=True)
-    for key, value in data.items():
+    for key, value in shown.items():
         console.print(Text(f"{key}: {value}"))
 
 

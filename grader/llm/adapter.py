@@ -29,7 +29,6 @@ from grader.settings import Settings
 if TYPE_CHECKING:
     from instructor import AsyncInstructor, Instructor
 
-OPENAI_BASE_URL = "https://api.openai.com/v1"
 T = TypeVar("T", bound=BaseModel)
 Message = dict[str, str]
 
@@ -151,7 +150,7 @@ class LLMClient:
 
     def __init__(self, settings: Settings, home: Path | None) -> None:
         self.settings = settings
-        self._base_url = (settings.base_url or OPENAI_BASE_URL).rstrip("/")
+        self._base_url = settings.effective_base_url
         wants_store = home is not None and (settings.log or settings.cache)
         self.store = CallLog(home) if wants_store and home is not None else None
         self._sync: Instructor | None = None
