@@ -101,7 +101,9 @@ def quadratic_weighted_kappa(
 ) -> float | None:
     """Cohen's kappa with quadratic weights on integer ratings 0..levels-1.
 
-    None when undefined (no items, or both raters constant on the same value).
+    None when undefined (no items, or both raters constant on the same value), and when the
+    gold ratings never vary: kappa is then 0 whatever the predictions, which says nothing about
+    them (Pearson and Spearman are undefined there too).
     """
     import numpy as np
 
@@ -111,6 +113,8 @@ def quadratic_weighted_kappa(
         return None
     g = np.asarray(gold, dtype=np.int64)
     p = np.asarray(pred, dtype=np.int64)
+    if (g == g[0]).all():
+        return None
     k = levels if levels is not None else int(max(g.max(), p.max())) + 1
     if k < 2:
         return None

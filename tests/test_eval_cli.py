@@ -226,6 +226,7 @@ def test_compare_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         "compare", str(tmp_path / "a"), str(tmp_path / "b"), "--json", "--bootstrap", "50"
     )
     assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["command"] == "eval compare"  # spaces, as "deck list"
     data_out = json.loads(result.stdout)["data"]
     assert data_out["common"] == 14
     deltas = {d["metric"]: d for d in data_out["deltas"]}

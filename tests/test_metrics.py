@@ -36,6 +36,10 @@ def test_quadratic_weighted_kappa_hand_computed() -> None:
         1 - 0.5 / 1.375
     )
     assert m.quadratic_weighted_kappa([], []) is None
+    # constant gold: kappa would be 0 for any predictions, so it is undefined, like Pearson
+    assert m.quadratic_weighted_kappa([4, 4, 4], [4, 3, 4], levels=5) is None
+    # constant predictions against varying gold: no agreement beyond chance, a real 0
+    assert m.quadratic_weighted_kappa([0, 2, 4], [2, 2, 2], levels=5) == pytest.approx(0.0)
 
 
 def test_to_levels_rounds_to_quarter_grid() -> None:

@@ -207,7 +207,7 @@ def compare_command(
 
     comparison = compare_runs(grader_home(), run_a, run_b, resamples=bootstrap)
     if json_output:
-        print_json("eval.compare", comparison)
+        print_json("eval compare", comparison)
         return
     _print_comparison(comparison, show)
 
