@@ -119,9 +119,8 @@ def check_deck(path: Path) -> tuple[LoadedDeck | None, list[Problem]]:
             first = seen_ids[raw_id]
             problems.append(
                 Problem(path, line, f"duplicate card id {raw_id!r} (first at line {first})")
-            )
-            continue
-        if isinstance(raw_id, str):
+            )  # and on to its other problems, so one `deck check` lists them all
+        elif isinstance(raw_id, str):
             seen_ids[raw_id] = line
         try:
             card = Card.model_validate(raw)
@@ -307,7 +306,14 @@ def check_decks(paths: list[Path]) -> list[DeckCheck]:
     """Validate each deck file, collecting every problem."""
     results: list[DeckCheck] = []
     for path in paths:
-        loaded, problems = check_deck(Path(path))
+        try:
+            loaded, problems = check_deck(Path(path))
+        except InputError as exc:
+            if exc.line is None:  # no such file, a directory: nothing to check
+                raise
+            # not UTF-8: a problem at a line of this file, like any other
+            message = str(exc).removeprefix(f"{Path(path)}:{exc.line}:").strip()
+            loaded, problems = None, [Problem(Path(path), exc.line, message)]
         records = [
             ProblemRecord(path=p.path.as_posix(), line=p.line, message=p.message) for p in problems
         ]

@@ -240,16 +240,19 @@ def test_deck_check_passes_on_the_committed_seed_decks(runner: CliRunner) -> Non
 def test_deck_check_lists_every_problem_and_exits_1(runner: CliRunner) -> None:
     Path("bad.yaml").write_text(
         "name: d\ncards:\n- id: a\n  question: q\n  answer: ''\n"
-        "- id: a\n  question: q\n  answer: x\n",
+        "- id: a\n  question: ''\n  answer: x\n",
         encoding="utf-8",
     )
-    result = runner.invoke(app, ["deck", "check", "bad.yaml"])
+    Path("latin1.yaml").write_bytes(b"name: d\ncards:\n- id: b\n  question: caf\xe9\n  answer: x\n")
+    result = runner.invoke(app, ["deck", "check", "bad.yaml", "latin1.yaml"])
     assert result.exit_code == 1
     assert result.stdout.splitlines() == [
         "bad.yaml:5: card a: answer: Value error, must not be empty",
         "bad.yaml:6: duplicate card id 'a' (first at line 3)",
+        "bad.yaml:7: card a: question: Value error, must not be empty",  # after the duplicate
+        "latin1.yaml:4: not UTF-8 text (byte 0xe9)",
     ]
-    assert result.stderr == "2 problems found\n"
+    assert result.stderr == "4 problems found\n"
     result = runner.invoke(app, ["deck", "check", "nope.yaml"])
     assert result.exit_code == 1
     assert _one_error_line(result.stderr) == "error: nope.yaml: no such file"
