@@ -69,6 +69,18 @@ def test_expand_review_check_offline(runner: CliRunner, deck: Path) -> None:
     assert rejected.exit_code == 0
     assert f"{ids[2]}: rejected" in rejected.stdout
 
+    again = runner.invoke(app, ["review", str(deck), "--approve", ids[0]])
+    assert again.exit_code == 0, again.stderr  # approving twice is a no-op
+    crossed = runner.invoke(app, ["review", str(deck), "--approve", ids[2], "--reject", ids[0]])
+    assert crossed.exit_code == 2  # one action per call
+    refused = runner.invoke(app, ["review", str(deck), "--approve", ids[2], ids[0]])
+    assert refused.exit_code == 1
+    assert f"{ids[2]}: already rejected by" in refused.stdout
+    assert refused.stderr == f"error: not approved, decided the other way earlier: {ids[2]}\n"
+    refused = runner.invoke(app, ["review", str(deck), "--reject", ids[1]])
+    assert refused.exit_code == 1
+    assert refused.stderr == f"error: not rejected, decided the other way earlier: {ids[1]}\n"
+
     cards = load_deck(deck).deck.cards
     new = [c for c in cards if c.provenance and c.provenance.kind == "proposed"]
     assert [c.provenance.proposal_id for c in new if c.provenance] == ids[:2]

@@ -227,7 +227,7 @@ def review_command(
     json_output: JsonOption = False,
 ) -> None:
     """Review DECK's pending proposals: interactively, or with --approve / --reject / --list."""
-    from grader.errors import UsageError
+    from grader.errors import GraderError, UsageError
     from grader.render import print_json
     from grader.review import approve as approve_ids
     from grader.review import list_proposals, reviewer_name
@@ -265,6 +265,13 @@ def review_command(
             print_json("review", {"deck": deck.as_posix(), "outcomes": outcomes})
         else:
             _print_outcomes(outcomes)
+        other_way = "already-rejected" if approve else "already-approved"
+        refused = [o.proposal_id for o in outcomes if o.action == other_way]
+        if refused:  # approving again is a no-op; approving what was rejected is not done
+            raise GraderError(
+                f"not {'approved' if approve else 'rejected'}, decided the other way earlier: "
+                + ", ".join(refused)
+            )
         return
     if json_output:
         raise UsageError("interactive review has no --json; use --list, --approve or --reject")
