@@ -208,6 +208,9 @@ class AnswerDetail:
     """Per rubric point: best cosine between the point and an answer chunk."""
     point_lexical: list[float] = field(default_factory=list)
     """Per rubric point: share of the point's content words found in the answer."""
+    point_own_words: list[float] = field(default_factory=list)
+    """Per rubric point: share of its own content words (not shared by every point, such as the
+    "lots" of "Lots of data" / "Lots of models") found in the answer."""
     point_chunk: list[str] = field(default_factory=list)
     """Per rubric point: the answer chunk that matched it best (as the learner wrote it)."""
     contradictions: list[str] = field(default_factory=list)
@@ -397,6 +400,7 @@ def featurize(
         if not answer:
             detail.point_cover = [0.0] * len(card.points)
             detail.point_lexical = [0.0] * len(card.points)
+            detail.point_own_words = [0.0] * len(card.points)
             detail.point_chunk = [""] * len(card.points)
             features[row] = _empty_features()
             continue
@@ -459,10 +463,15 @@ def _features_for(
     _, reference_set, length_reference, neg_reference = _text_facts(card.reference)
     question_set = _text_facts(card.question)[1]
     lexical: list[float] = []
-    for point in card.points:
-        stems = _text_facts(point)[1]
+    own_words: list[float] = []
+    point_stems = [_text_facts(point)[1] for point in card.points]
+    shared = frozenset.intersection(*point_stems) if len(point_stems) > 1 else frozenset()
+    for stems in point_stems:
         lexical.append(len(stems & answer_set) / len(stems) if stems else 0.0)
+        own = stems - shared or stems
+        own_words.append(len(own & answer_set) / len(own) if own else 0.0)
     detail.point_lexical = lexical
+    detail.point_own_words = own_words
     lex_recall = len(reference_set & answer_set) / len(reference_set) if reference_set else 0.0
     lex_precision = (
         len(answer_set & (reference_set | question_set)) / len(answer_set) if answer_set else 0.0

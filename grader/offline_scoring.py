@@ -139,6 +139,7 @@ def _take_alternatives(
             chosen = features.alternative_details[row]
             detail.point_cover[k] = max(detail.point_cover[k], chosen.point_cover[0])
             detail.point_lexical[k] = max(detail.point_lexical[k], chosen.point_lexical[0])
+            detail.point_own_words[k] = max(detail.point_own_words[k], chosen.point_lexical[0])
             detail.point_chunk[k] = chosen.point_chunk[0]
     return out
 
@@ -165,9 +166,9 @@ def combine(calibration: Calibration, features: FeatureSet) -> list[Scored]:
             ]
             per_point = _take_alternatives(features, i, points, per_point)
             detail = features.details[i]
-            unsupported = [
-                cover < POINT_MIN_COVER and lexical == 0.0
-                for cover, lexical in zip(detail.point_cover, detail.point_lexical, strict=True)
+            unsupported = [  # a point shares no word of its own with the answer, nor meaning
+                cover < POINT_MIN_COVER and own_words == 0.0
+                for cover, own_words in zip(detail.point_cover, detail.point_own_words, strict=True)
             ]
             per_point = [
                 min(p, cap) if alone else p for p, alone in zip(per_point, unsupported, strict=True)

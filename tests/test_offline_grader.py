@@ -67,6 +67,11 @@ CLOUDS = Card(
     question="Name three major cloud platforms.",
     answer="- Google Cloud Platform (GCP)\n- Amazon Web Services (AWS)\n- Microsoft Azure",
 )
+LOTS = Card(
+    id="c-lots",
+    question="Why do we need MLOps?",
+    answer="To manage:\n- Lots of data\n- Lots of models\n- Lots of users\n- Lots of updates",
+)
 CARDS = {card.id: card for card in (TRAINED, DRIFT, PHASES, PREREQS, EVAPORATE, ENGINEER)}
 
 
@@ -205,6 +210,14 @@ def test_an_or_list_earns_nothing_for_the_other_polarity_or_for_its_lead_alone(
     grader: OfflineGrader, answer: str
 ) -> None:
     assert _grade(grader, FAILURES, answer).verdict == "incorrect"
+
+
+def test_words_every_point_shares_cover_no_point(grader: OfflineGrader) -> None:
+    grade = _grade(grader, LOTS, "lots of data")
+    assert [p.status for p in grade.key_points] == ["hit", "missed", "missed", "missed"]
+    assert grade.verdict == "incorrect"
+    two = _grade(grader, LOTS, "lots of data and models")
+    assert [p.status for p in two.key_points] == ["hit", "hit", "missed", "missed"]
 
 
 def test_an_acronym_answers_the_name_it_abbreviates(grader: OfflineGrader) -> None:
