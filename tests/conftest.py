@@ -54,9 +54,17 @@ def recorded_endpoint(vcr_cassette_dir: str, request: pytest.FixtureRequest) -> 
     return _endpoint(recorded["uri"]), _model(recorded["body"])
 
 
-def _drop_response_headers(response: dict[str, Any]) -> dict[str, Any]:
-    response["headers"] = {}
-    return response
+def _scrub_request(request: Any) -> Any:
+    from grader.evaluation.cassette import scrubbed_request
+
+    return scrubbed_request(request, os.environ.get("OPENAI_API_KEY"))
+
+
+def _scrub_response(response: dict[str, Any]) -> dict[str, Any]:
+    """No headers, and the recording key nowhere in a body (a server may echo it)."""
+    from grader.evaluation.cassette import scrubbed_response
+
+    return scrubbed_response(response, os.environ.get("OPENAI_API_KEY"))
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +79,8 @@ def vcr_config() -> dict[str, Any]:
             ("api-key", None),
             ("cookie", None),
         ],
-        "before_record_response": _drop_response_headers,
+        "before_record_request": _scrub_request,
+        "before_record_response": _scrub_response,
         "decode_compressed_response": True,
     }
 

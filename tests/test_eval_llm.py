@@ -11,7 +11,7 @@ from eval_fakes import grade_responder, standard_rows, write_dataset
 from typer.testing import CliRunner
 
 from grader.cli import app
-from grader.testing.openai_server import LoopbackOpenAIServer
+from grader.testing.openai_server import LoopbackOpenAIServer, Reply
 
 SECRET = "sk-test-secret-never-stored"
 
@@ -96,3 +96,44 @@ def test_record_then_replay_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     spec = json.loads(replayed.stdout)["data"]["spec"]
     assert spec["cassette_mode"] == "replay" and spec["model"] == "gpt-4o-mini"
     assert predictions(tmp_path / "rec.jsonl") == predictions(tmp_path / "rep.jsonl")
+
+
+def test_a_key_the_server_echoes_is_stored_nowhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, grader_home: Path
+) -> None:
+    """Some servers repeat the key back ("Incorrect API key provided: sk-..."): neither the
+    cassette nor the call log may keep it, nor the run's results."""
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows(3))
+    cassette = tmp_path / "echo.yaml"
+    echoes = [
+        Reply.error(400, f"Incorrect API key provided: {SECRET}"),
+        Reply.content(f"your key is {SECRET}"),  # never validates: re-asked, then ungraded
+    ]
+
+    def echo(body: dict[str, Any]) -> Reply:
+        return echoes[len(server.requests) % 2]
+
+    with LoopbackOpenAIServer(responder=echo) as server:
+        result = invoke(
+            str(data),
+            "--grader",
+            "llm",
+            "--base-url",
+            server.base_url,
+            "--record",
+            str(cassette),
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--bootstrap",
+            "0",
+        )
+    assert result.exit_code == 1  # nothing could be graded
+    assert len(server.requests) > 2
+    assert SECRET not in result.stdout + result.stderr
+    stored = [cassette, *(tmp_path / "run").rglob("*"), *grader_home.rglob("*")]
+    files = [p for p in stored if p.is_file()]
+    assert any(p.name == "llm.sqlite3" for p in files)
+    for path in files:
+        assert SECRET.encode() not in path.read_bytes(), path
+    assert "***" in cassette.read_text(encoding="utf-8")

@@ -24,21 +24,42 @@ FILTER_HEADERS: list[tuple[str, Any]] = [
 ]
 
 
-def _drop_response_headers(response: dict[str, Any]) -> dict[str, Any]:
+def scrubbed_response(response: dict[str, Any], secret: str | None) -> dict[str, Any]:
+    """A response as it may be stored: no headers, and the API key nowhere in the body (a server
+    may echo it: "Incorrect API key provided: sk-…")."""
     response["headers"] = {}
+    body = response.get("body") or {}
+    text = body.get("string")
+    if secret and isinstance(text, bytes) and secret.encode() in text:
+        body["string"] = text.replace(secret.encode(), b"***")
+    elif secret and isinstance(text, str) and secret in text:
+        body["string"] = text.replace(secret, "***")
     return response
 
 
+def scrubbed_request(request: Any, secret: str | None) -> Any:
+    """A vcrpy request as it may be stored: the API key nowhere in its body (a re-ask sends back
+    the model's previous answer, which may hold what the server echoed)."""
+    body = request.body
+    if secret and isinstance(body, bytes) and secret.encode() in body:
+        request.body = body.replace(secret.encode(), b"***")
+    elif secret and isinstance(body, str) and secret in body:
+        request.body = body.replace(secret, "***")
+    return request
+
+
 @contextlib.contextmanager
-def use_cassette(path: Path, *, record: bool) -> Iterator[None]:
-    """Record every exchange into `path` (overwriting it), or replay from it with no network."""
+def use_cassette(path: Path, *, record: bool, secret: str | None = None) -> Iterator[None]:
+    """Record every exchange into `path` (overwriting it), or replay from it with no network.
+    `secret` (the API key) is scrubbed from every recorded body."""
     import vcr
 
     recorder = vcr.VCR(
         record_mode="all" if record else "none",
         match_on=MATCH_ON,
         filter_headers=FILTER_HEADERS,
-        before_record_response=_drop_response_headers,
+        before_record_request=lambda request: scrubbed_request(request, secret),
+        before_record_response=lambda response: scrubbed_response(response, secret),
         decode_compressed_response=True,
     )
     path.parent.mkdir(parents=True, exist_ok=True)

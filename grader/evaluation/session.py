@@ -75,13 +75,13 @@ def _home() -> Path:
 
 
 @contextlib.contextmanager
-def _cassette(spec: RunSpec) -> Iterator[None]:
+def _cassette(spec: RunSpec, secret: str | None) -> Iterator[None]:
     if spec.cassette is None:
         yield
         return
     from grader.evaluation.cassette import use_cassette
 
-    with use_cassette(Path(spec.cassette), record=spec.cassette_mode == "record"):
+    with use_cassette(Path(spec.cassette), record=spec.cassette_mode == "record", secret=secret):
         yield
 
 
@@ -304,7 +304,8 @@ def _grade(
     notice: Callable[[str], None],
     plan: WorkerPlan | None,
 ) -> dict[str, ResultRecord]:
-    with _cassette(spec):
+    secret = settings.api_key.get_secret_value() if settings.api_key is not None else None
+    with _cassette(spec, secret):
         if spec.batch:
             from grader.evaluation.batch import grade_with_batch
 

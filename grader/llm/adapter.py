@@ -152,7 +152,9 @@ class LLMClient:
         self.settings = settings
         self._base_url = settings.effective_base_url
         wants_store = home is not None and (settings.log or settings.cache)
-        self.store = CallLog(home) if wants_store and home is not None else None
+        self.store = (
+            CallLog(home, redact=settings.redact) if wants_store and home is not None else None
+        )
         self._sync: Instructor | None = None
         self._sync_lock = threading.Lock()
         self._async: weakref.WeakKeyDictionary[

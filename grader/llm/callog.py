@@ -12,6 +12,7 @@ import hashlib
 import json
 import sqlite3
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -114,8 +115,10 @@ class CachedValue:
 class CallLog:
     """The call log and request cache in `$GRADER_HOME/llm.sqlite3`."""
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, redact: Callable[[str], str] | None = None) -> None:
+        """`redact` scrubs every text stored (the API key, which a server may echo back)."""
         self.path = Path(home) / DB_NAME
+        self._redact = redact or (lambda text: text)
         self._local = threading.local()
         self._ready = False
         self._setup_lock = threading.Lock()
@@ -168,7 +171,7 @@ class CallLog:
                 key,
                 utc_now_iso(),
                 model,
-                json.dumps(value, ensure_ascii=False),
+                self._redact(json.dumps(value, ensure_ascii=False)),
                 usage.prompt_tokens,
                 usage.completion_tokens,
             ),
@@ -188,9 +191,11 @@ class CallLog:
                 record.base_url,
                 record.prompt_hash,
                 record.cache_key,
-                json.dumps(record.request, ensure_ascii=False),
-                None if record.response is None else json.dumps(record.response, default=str),
-                record.error,
+                self._redact(json.dumps(record.request, ensure_ascii=False)),
+                None
+                if record.response is None
+                else self._redact(json.dumps(record.response, default=str)),
+                None if record.error is None else self._redact(record.error),
                 record.usage.prompt_tokens,
                 record.usage.completion_tokens,
                 record.latency_ms,
