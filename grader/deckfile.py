@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from grader import yamlfile
 from grader.atomic import write_text_atomic
 from grader.errors import DeckError, InputError
 from grader.models import Card, Deck
@@ -74,13 +75,10 @@ def check_deck(path: Path) -> tuple[LoadedDeck | None, list[Problem]]:
     text = read_text_file(path)
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data: dict[str, Any] = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        return None, [Problem(path, line, f"YAML syntax error: {exc.problem or exc.context}")]
-    except yaml.YAMLError as exc:
-        return None, [Problem(path, 1, f"YAML error: {exc}")]
+        data: dict[str, Any] = yamlfile.load(text)
+    except (yaml.YAMLError, RecursionError) as exc:
+        line, message = yamlfile.error_at(exc)
+        return None, [Problem(path, line, message)]
     if not isinstance(root, yaml.MappingNode) or not isinstance(data, dict):
         return None, [Problem(path, 1, "a deck file must be a mapping with `name` and `cards`")]
 

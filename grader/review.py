@@ -17,6 +17,7 @@ from typing import Literal
 import yaml
 from pydantic import Field, ValidationError
 
+from grader import yamlfile
 from grader.deckfile import load_deck, save_deck
 from grader.errors import InputError
 from grader.expand.checks import CheckLimits, Encoder, Prior, run_checks
@@ -243,9 +244,10 @@ def parse_edit(text: str, origin: str = "<edit>") -> EditableFields | None:
     if not stripped.strip():
         return None
     try:
-        data = yaml.safe_load(stripped)
-    except yaml.YAMLError as exc:
-        raise InputError(f"edited proposal is not valid YAML: {exc}", path=origin) from None
+        data = yamlfile.load(stripped)
+    except (yaml.YAMLError, RecursionError) as exc:
+        line, message = yamlfile.error_at(exc)
+        raise InputError(f"edited proposal, line {line}: {message}", path=origin) from None
     if not isinstance(data, dict):
         raise InputError("edited proposal must be a mapping of fields", path=origin)
     try:

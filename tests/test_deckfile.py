@@ -153,6 +153,32 @@ def test_every_problem_is_listed_with_its_line(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (  # PyYAML keeps the last `cards`: a save would drop card a1
+            "name: d\ncards:\n- id: a1\n  question: q\n  answer: a\n"
+            "cards:\n- id: b1\n  question: q\n  answer: b\n",
+            "bad.yaml:6: duplicate key 'cards' (first at line 2)",
+        ),
+        (
+            "name: d\ncards:\n- id: a1\n  question: q\n  answer: a\n  answer: b\n",
+            "bad.yaml:6: duplicate key 'answer' (first at line 5)",
+        ),
+        ("x: " + "[" * 5000 + "]" * 5000 + "\n", "bad.yaml:1: YAML nested too deeply"),
+    ],
+)
+def test_a_deck_that_would_lose_data_or_crash_is_refused(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    path = _write(tmp_path, text)
+    _, problems = check_deck(path)
+    assert [str(p) for p in problems] == [f"{tmp_path}/{expected}"]
+    with pytest.raises(DeckError):
+        load_deck(path)
+    assert path.read_text(encoding="utf-8") == text
+
+
 def test_yaml_syntax_error_names_its_line(tmp_path: Path) -> None:
     path = _write(tmp_path, "name: d\ncards:\n- id: a\n  question: [unclosed\n  answer: x\n")
     _, problems = check_deck(path)

@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from pydantic import Field, ValidationError
 
+from grader import yamlfile
 from grader.atomic import write_text_atomic
 from grader.deckfile import PROPOSALS_SUFFIX, read_text_file
 from grader.errors import InputError, NotFoundError
@@ -100,13 +101,7 @@ def load_proposals(deck_path: Path) -> ProposalSet:
     if not path.exists():
         return ProposalSet(deck=Path(deck_path).name)
     text = read_text_file(path)
-    try:
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else 1
-        message = f"YAML syntax error: {exc.problem or exc.context}"
-        raise InputError(message, path=path, line=line) from None
+    data = yamlfile.parse(text, path)
     if data is None:
         return ProposalSet(deck=Path(deck_path).name)
     if not isinstance(data, dict):
