@@ -160,6 +160,7 @@ def run_eval(
         settings = _settings(request, home, None)
         run_id = runner.new_run_id()
         run_dir = request.run_dir or runner.runs_root(home) / run_id
+        check_writable(run_dir, directory=True)
         if (run_dir / runner.SPEC_FILE).exists():
             raise InputError("already holds a run; use --resume to continue it", path=run_dir)
         spec = None
