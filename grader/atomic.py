@@ -1,8 +1,9 @@
 """Atomic file writes: a temp file in the same directory, fsync, then rename over the target.
 
-A replaced file keeps its permissions; a new one gets what `open()` would give it (0666 less the
-umask), not the owner-only mode of the temp file. A file that cannot be written is a
-`WriteError` naming it, and leaves no temp file behind.
+A symlink is written through (its target is replaced). A replaced file keeps its permissions; a
+new one gets what `open()` would give it (0666 less the umask), not the owner-only mode of the
+temp file. A file that cannot be written is a `WriteError` naming it, and leaves no temp file
+behind.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
+    path = real_path(path)  # through a symlink: replacing the link would leave its target stale
     directory = path.parent if str(path.parent) else Path(".")
     check_writable(path)
     tmp_name: str | None = None
@@ -53,6 +55,12 @@ def _write_atomic(path: Path, data: bytes) -> None:
         if tmp_name is not None:
             Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+def real_path(path: Path) -> Path:
+    """`path`, or the file it links to when it is a symlink (other paths are left as given)."""
+    path = Path(path)
+    return path.resolve() if path.is_symlink() else path
 
 
 def _umask() -> int:

@@ -19,7 +19,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from grader import yamlfile
-from grader.atomic import write_text_atomic
+from grader.atomic import real_path, write_text_atomic
 from grader.deckfile import PROPOSALS_SUFFIX, read_text_file
 from grader.errors import InputError, NotFoundError
 from grader.models import CardProposal, Strict
@@ -71,14 +71,15 @@ def normalise(text: str) -> str:
 
 
 def proposals_path(deck_path: Path) -> Path:
-    """`decks/NAME.yaml` -> `decks/NAME.proposals.yaml`."""
-    deck_path = Path(deck_path)
+    """`decks/NAME.yaml` -> `decks/NAME.proposals.yaml` (beside the real deck, for a symlink)."""
+    deck_path = real_path(deck_path)
     return deck_path.with_name(deck_path.stem + PROPOSALS_SUFFIX)
 
 
 def lock_path(deck_path: Path) -> Path:
-    """The hidden lock file beside a deck (never committed; see .gitignore)."""
-    deck_path = Path(deck_path)
+    """The hidden lock file beside a deck (never committed; see .gitignore); beside the real
+    file for a symlink, so two paths to one deck take one lock."""
+    deck_path = real_path(deck_path)
     return deck_path.with_name(f".{deck_path.name}.lock")
 
 
