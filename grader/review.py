@@ -26,6 +26,7 @@ from grader.expand.proposals import (
     deck_lock,
     dump_yaml,
     load_proposals,
+    proposals_path,
     save_proposals,
 )
 from grader.models import Card, CardProposal, Deck, Provenance, Strict, new_card_id, utc_now_iso
@@ -150,7 +151,16 @@ def approve(
                     )
                 )
                 continue
-            card = card_from_proposal(proposal, deck, reviewer, stamp)
+            try:
+                card = card_from_proposal(proposal, deck, reviewer, stamp)
+            except ValidationError as exc:  # nothing is written: the deck is saved below
+                error = exc.errors()[0]
+                field = ".".join(str(part) for part in error["loc"]) or "card"
+                message = str(error.get("ctx", {}).get("error", error["msg"]))
+                raise InputError(
+                    f"proposal {proposal.id} cannot become a card: {field}: {message}",
+                    path=proposals_path(deck_path),
+                ) from None
             deck.cards.append(card)
             new_cards.append(card)
             store.replace(_approved(proposal, card, reviewer, stamp))

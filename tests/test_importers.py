@@ -167,6 +167,17 @@ def test_malformed_csv_names_file_and_line(tmp_path: Path, text: str, message: s
         parse_file(path)
 
 
+def test_a_card_the_deck_cannot_hold_names_its_line_and_writes_nothing(tmp_path: Path) -> None:
+    source = tmp_path / "cards.csv"
+    source.write_text("front,back,id\nq1,a1,ok1\nq2,a2,has space\n", encoding="utf-8")
+    deck_path = tmp_path / "deck.yaml"
+    with pytest.raises(
+        InputError, match=r"^.*cards\.csv:3: id: card id must be a non-empty token without spaces$"
+    ):
+        import_into_deck(source, deck_path)
+    assert not deck_path.exists()
+
+
 def test_numbered_without_answer_marker_names_the_line(tmp_path: Path) -> None:
     path = tmp_path / "n.txt"
     path.write_text("Title\n(1 cards)\n1\nQ\nquestion only\n", encoding="utf-8")

@@ -215,3 +215,22 @@ def test_lock_is_exclusive_and_reentrant_per_call(tmp_path: Path) -> None:
         fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
     with deck_lock(deck):
         pass
+
+
+def test_a_proposal_that_cannot_become_a_card_writes_nothing(deck: Path) -> None:
+    text = proposals_path(deck).read_text(encoding="utf-8")
+    proposals_path(deck).write_text(text.replace("answer: deployment", "answer: ''"), "utf-8")
+    before = deck.read_bytes()
+    with pytest.raises(InputError, match="proposal p1 cannot become a card: answer: must not be"):
+        approve(deck, ["p2", "p1"], "ada", now=NOW)
+    assert deck.read_bytes() == before
+    assert [p.status for p in load_proposals(deck).proposals] == ["pending"] * 3
+
+
+def test_duplicate_proposal_ids_are_refused_before_any_write(deck: Path) -> None:
+    path = proposals_path(deck)
+    path.write_text(path.read_text(encoding="utf-8").replace("id: p2", "id: p1"), "utf-8")
+    before = deck.read_bytes()
+    with pytest.raises(InputError, match=r"proposals\.yaml:\d+: duplicate proposal id 'p1'"):
+        approve(deck, ["p1"], "ada", now=NOW)
+    assert deck.read_bytes() == before

@@ -113,12 +113,23 @@ def load_proposals(deck_path: Path) -> ProposalSet:
     data.setdefault("deck", Path(deck_path).name)
     data["proposals"] = data.get("proposals") or []
     try:
-        return ProposalSet.model_validate(data)
+        store = ProposalSet.model_validate(data)
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"])
         line = _line_of(text, error["loc"])
         raise InputError(f"{field}: {error['msg']}", path=path, line=line) from None
+    first_index: dict[str, int] = {}
+    for index, proposal in enumerate(store.proposals):
+        if proposal.id in first_index:  # refused before anything is written from this file
+            first = _line_of(text, ("proposals", first_index[proposal.id]))
+            raise InputError(
+                f"duplicate proposal id {proposal.id!r} (first at line {first})",
+                path=path,
+                line=_line_of(text, ("proposals", index)),
+            )
+        first_index[proposal.id] = index
+    return store
 
 
 def _line_of(text: str, loc: tuple[int | str, ...]) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from grader.deckfile import load_deck, save_deck
 from grader.errors import InputError
@@ -80,19 +80,25 @@ def merge(
         card_id = item.source_id if item.source_id and item.source_id not in used_ids else None
         while card_id is None or card_id in used_ids:
             card_id = new_card_id()
-        card = Card(
-            id=card_id,
-            question=item.question,
-            answer=item.answer,
-            footnote=item.footnote,
-            tags=sorted(set(item.tags) | set(tags)),
-            provenance=Provenance(
-                kind="imported",
-                source=f"{_source_label(source)}:{item.line}",
-                format=parsed.format,
-                created_at=created_at,
-            ),
-        )
+        try:
+            card = Card(
+                id=card_id,
+                question=item.question,
+                answer=item.answer,
+                footnote=item.footnote,
+                tags=sorted(set(item.tags) | set(tags)),
+                provenance=Provenance(
+                    kind="imported",
+                    source=f"{_source_label(source)}:{item.line}",
+                    format=parsed.format,
+                    created_at=created_at,
+                ),
+            )
+        except ValidationError as exc:  # an id with a space, a tag that is no token, ...
+            error = exc.errors()[0]
+            field = ".".join(str(part) for part in error["loc"]) or "card"
+            message = str(error.get("ctx", {}).get("error", error["msg"]))
+            raise InputError(f"{field}: {message}", path=source, line=item.line) from None
         cards.append(card)
         used_ids.add(card_id)
         by_question[key] = card_id
