@@ -144,6 +144,16 @@ def test_grade_bad_input_is_one_line(deck: Path, args: list[str], message: str) 
     assert result.stderr.count("\n") == 1 and message in result.stderr
 
 
+def test_an_answer_that_is_not_utf8_is_bad_input_not_a_grade(deck: Path) -> None:
+    piped = CliRunner().invoke(app, ["grade", str(deck), "c1", "-"], input=b"caf\xe9 design\n")
+    assert piped.exit_code == 1
+    assert piped.stderr == "error: stdin: not UTF-8 text (byte 0xe9)\n"
+    # an argument's undecodable bytes reach Python as lone surrogates
+    typed = invoke("grade", str(deck), "c1", "caf\udce9 design")
+    assert typed.exit_code == 1
+    assert typed.stderr == "error: ANSWER is not UTF-8 text\n"
+
+
 def test_grade_missing_deck(tmp_path: Path) -> None:
     result = invoke("grade", str(tmp_path / "none.yaml"), "c1", "x")
     assert result.exit_code == 1

@@ -184,6 +184,22 @@ def test_a_failing_editor_is_one_line_and_the_review_goes_on(
     assert "approved as card" in result.stdout  # the session went on after the failed edit
 
 
+def test_an_editor_that_writes_latin1_is_one_line_and_the_review_goes_on(
+    runner: CliRunner, deck: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    expanded = runner.invoke(app, ["expand", str(deck), "-n", "2", "--strategy", "cloze"])
+    assert expanded.exit_code == 0
+    editor = tmp_path / "latin1-editor.sh"
+    editor.write_text("#!/bin/sh\nprintf 'question: caf\\351\\n' > \"$1\"\n", encoding="utf-8")
+    editor.chmod(0o755)
+    monkeypatch.setenv("EDITOR", str(editor))
+    monkeypatch.delenv("VISUAL", raising=False)
+    result = runner.invoke(app, ["review", str(deck), "--reviewer", "ada"], input="e\na\nq\n")
+    assert result.exit_code == 0, result.output
+    assert "error: the edited text is not UTF-8; edit not saved" in result.stdout
+    assert "approved as card" in result.stdout
+
+
 def test_llm_strategy_without_endpoint_fails_at_once(
     runner: CliRunner, deck: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

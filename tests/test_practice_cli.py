@@ -155,6 +155,14 @@ def test_json_summary_on_stdout_dialogue_on_stderr(fake: FakeGrader, deck: Path)
     assert "Question 1?" in result.stderr
 
 
+def test_an_answer_typed_in_latin1_is_kept(fake: FakeGrader, deck: Path, grader_home: Path) -> None:
+    fake.queue(make_grade(0.5))
+    result = runner.invoke(app, ["practice", str(deck)], input=b"caf\xe9 au lait\n\n\nq\n")
+    assert result.exit_code == 0, result.stderr
+    (attempt,) = attempts(grader_home)
+    assert attempt.answer == "caf\ufffd au lait"
+
+
 def test_bad_input_is_one_line(fake: FakeGrader, tmp_path: Path, deck: Path) -> None:
     result = runner.invoke(app, ["practice", str(tmp_path / "missing.yaml")])
     assert result.exit_code == 1

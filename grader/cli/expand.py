@@ -465,6 +465,8 @@ class InteractiveReview:
             raise GraderError(
                 f"{exc.format_message()}; set $VISUAL or $EDITOR to an editor that exits 0 on save"
             ) from None
+        except UnicodeDecodeError:
+            raise GraderError("the edited text is not UTF-8; edit not saved") from None
         if text is None:
             self.out.print(Text("unchanged"))
             return None

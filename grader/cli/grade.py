@@ -56,7 +56,20 @@ def build_grader(kind: GraderChoice, settings: Settings, home: Path) -> Grader:
 def _read_answer(answer: str) -> str:
     from grader.errors import InputError
 
-    text = sys.stdin.read() if answer == "-" else answer
+    if answer == "-":
+        data = sys.stdin.buffer.read()
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InputError(
+                f"not UTF-8 text (byte 0x{data[exc.start]:02x})", path="stdin"
+            ) from None
+    else:
+        text = answer
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that were not UTF-8 arrive as lone surrogates
+            raise InputError("ANSWER is not UTF-8 text") from None
     if not text.strip():
         raise InputError("ANSWER is empty (pass the text, or - to read it from stdin)")
     return text

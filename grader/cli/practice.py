@@ -69,6 +69,9 @@ class Terminal:
     def __init__(self, stdin: TextIO, out: Console) -> None:
         self.stdin = stdin
         self.out = out
+        reconfigure = getattr(stdin, "reconfigure", None)
+        if callable(reconfigure):  # bytes that are not UTF-8 must not end the session
+            reconfigure(errors="surrogateescape")
 
     def _prompt(self, text: str) -> None:
         self.out.print(text, end="", markup=False, highlight=False)
@@ -83,7 +86,9 @@ class Terminal:
                 if lines:
                     break
                 raise Quit
-            line = raw.rstrip("\r\n")
+            # A terminal that sends Latin-1 gives lone surrogates, which no file can store:
+            # keep the answer, with U+FFFD for what was not UTF-8.
+            line = raw.rstrip("\r\n").encode("utf-8", "surrogateescape").decode("utf-8", "replace")
             if not lines and line.strip().lower() == "q":
                 raise Quit
             if not line.strip():
