@@ -14,6 +14,7 @@ from grader.cli import app
 from grader.testing.openai_server import LoopbackOpenAIServer, Reply
 
 SECRET = "sk-test-secret-never-stored"
+NOT_A_CASSETTE = "not a vcrpy cassette (no list of `interactions`)"
 
 
 def invoke(*args: str) -> Any:
@@ -137,3 +138,23 @@ def test_a_key_the_server_echoes_is_stored_nowhere(
     for path in files:
         assert SECRET.encode() not in path.read_bytes(), path
     assert "***" in cassette.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", NOT_A_CASSETTE),
+        ("interactions: 5\n", NOT_A_CASSETTE),
+        ("interactions:\n- request: 1\n", NOT_A_CASSETTE),
+        ("name: a deck\ncards: []\n", NOT_A_CASSETTE),
+        ("interactions: []\nversion: 1\n", "the cassette records no exchange; nothing to replay"),
+    ],
+)
+def test_a_cassette_that_cannot_replay_is_one_line(tmp_path: Path, text: str, message: str) -> None:
+    """Never a traceback, and never a silent fall-back to the offline grader."""
+    cassette = tmp_path / "c.yaml"
+    cassette.write_text(text, encoding="utf-8")
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows(3))
+    result = invoke(str(data), "--replay", str(cassette), "--no-report")
+    assert result.exit_code == 1
+    assert result.stderr == f"error: {cassette}: {message}\n"

@@ -68,15 +68,24 @@ def use_cassette(path: Path, *, record: bool, secret: str | None = None) -> Iter
 
 
 def recorded_endpoint(path: Path) -> tuple[str | None, str | None]:
-    """The base URL and model of the first chat-completion request recorded in a cassette."""
+    """The base URL and model of the first chat-completion request recorded in a cassette.
+    InputError when the file is no cassette, or records no exchange to replay."""
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise InputError(f"not a readable cassette ({exc})", path=path) from None
-    for interaction in data.get("interactions") or []:
-        request = interaction.get("request") or {}
+        reason = " ".join(str(exc).split())
+        raise InputError(f"not a readable cassette ({reason})", path=path) from None
+    interactions = data.get("interactions") if isinstance(data, dict) else None
+    if not isinstance(interactions, list) or not all(
+        isinstance(i, dict) and isinstance(i.get("request"), dict) for i in interactions
+    ):
+        raise InputError("not a vcrpy cassette (no list of `interactions`)", path=path)
+    if not interactions:
+        raise InputError("the cassette records no exchange; nothing to replay", path=path)
+    for interaction in interactions:
+        request = interaction["request"]
         uri = str(request.get("uri", ""))
         if "/chat/completions" not in uri:
             continue
