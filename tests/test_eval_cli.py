@@ -115,6 +115,18 @@ def test_a_run_where_nothing_could_be_graded_fails(tmp_path: Path, fake: FakeGra
     assert (tmp_path / "r" / "results.jsonl").is_file()  # kept for the resume
 
 
+def test_a_file_of_bad_lines_says_what_is_wrong_with_each(tmp_path: Path, fake: FakeGrader) -> None:
+    data = write_dataset(tmp_path / "d.jsonl", ["{", "[1]"])
+    result = invoke(str(data))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"skipped {data}:1: not valid JSON (Expecting property name enclosed in double quotes "
+        "at column 2)",
+        f"skipped {data}:2: expected a JSON object, got list",
+        f"error: no valid responses to grade in {data}",
+    ]
+
+
 def test_an_unwritable_out_path_fails_before_grading(tmp_path: Path, fake: FakeGrader) -> None:
     data = write_dataset(tmp_path / "d.jsonl", standard_rows())
     result = invoke(str(data), "--out", str(tmp_path), "--no-report")

@@ -153,6 +153,8 @@ def run_eval(
     else:
         loaded = load_datasets(request.datasets, strict=request.strict, limit=request.limit)
         if not loaded.items:
+            for problem in loaded.problems:
+                notice(f"skipped {problem}")
             raise InputError(
                 "no valid responses to grade in " + ", ".join(map(str, request.datasets))
             )
