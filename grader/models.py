@@ -264,9 +264,9 @@ class EvalRecord(BaseModel):
     question: str
     reference_answer: str
     student_answer: str
-    score: float
-    """Human grade on its native scale."""
-    score_max: float = Field(gt=0)
+    score: float = Field(strict=True)
+    """Human grade on its native scale (a number: `true` or `"3"` are refused)."""
+    score_max: float = Field(gt=0, strict=True)
     id: str | None = None
     footnote: str | None = None
     label: str | None = None

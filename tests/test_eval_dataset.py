@@ -44,6 +44,8 @@ def test_bad_lines_reported_and_skipped(tmp_path: Path) -> None:
         record(6, "y", 4),
         record(7, "z", 5),  # score_max 4
         record(8, "z", -1),
+        record(9, "z", True),  # type: ignore[arg-type]
+        record(10, "z", "3"),  # type: ignore[arg-type]
     ]
     path = write_dataset(tmp_path / "d.jsonl", rows)
     loaded = load_datasets([path])
@@ -55,8 +57,10 @@ def test_bad_lines_reported_and_skipped(tmp_path: Path) -> None:
         f"{path}:5: field 'score_max': Input should be greater than 0",
         f"{path}:7: score 5 is outside 0..score_max (4); {SKEW}",
         f"{path}:8: score -1 is outside 0..score_max (4); {SKEW}",
+        f"{path}:9: field 'score': Input should be a valid number",
+        f"{path}:10: field 'score': Input should be a valid number",
     ]
-    assert loaded.files[0].skipped == 6
+    assert loaded.files[0].skipped == 8
 
 
 def test_strict_fails_on_first_bad_line(tmp_path: Path) -> None:
