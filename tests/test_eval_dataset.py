@@ -44,7 +44,7 @@ def test_bad_lines_reported_and_skipped(tmp_path: Path) -> None:
         record(6, "y", 4),
         record(7, "z", 5),  # score_max 4
         record(8, "z", -1),
-        record(9, "z", True),  # type: ignore[arg-type]
+        record(9, "z", True),
         record(10, "z", "3"),  # type: ignore[arg-type]
     ]
     path = write_dataset(tmp_path / "d.jsonl", rows)
