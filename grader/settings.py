@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from grader.errors import ConfigError
 
@@ -61,6 +61,24 @@ class Settings(BaseModel):
     """Concurrent requests to the endpoint (one shared limit per grader)."""
     log: bool = True
     """Log every call to SQLite under GRADER_HOME."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        """Refused now, not after a run of ungraded answers: a URL without http(s) and a host."""
+        if value is None:
+            return None
+        from urllib.parse import urlsplit
+
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018 - raises on a port that is not a number
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a URL ({exc})") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{value!r} is not an http(s) URL such as http://localhost:11434/v1")
+        return value
+
     cache: bool = True
     """Answer identical requests from the request cache."""
 
@@ -127,4 +145,5 @@ def resolve_settings(
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(part) for part in error["loc"]) or "settings"
-        raise ConfigError(f"setting {field}: {error['msg']}") from None
+        message = str(error.get("ctx", {}).get("error", error["msg"]))
+        raise ConfigError(f"setting {field}: {message}") from None

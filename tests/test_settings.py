@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,20 @@ def test_bad_config_is_one_clear_error(grader_home: Path, text: str, message: st
 def test_settings_forbid_unknown_fields() -> None:
     with pytest.raises(ValueError, match="extra"):
         Settings.model_validate({"nope": 1})
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("not a url", "'not a url' is not an http(s) URL such as http://localhost:11434/v1"),
+        ("ftp://host/v1", "'ftp://host/v1' is not an http(s) URL such as"),
+        ("http://[::1", "'http://[::1' is not a URL (Invalid IPv6 URL)"),
+        ("http://host:abc/v1", "'http://host:abc/v1' is not a URL (Port could not be cast"),
+    ],
+)
+def test_a_base_url_that_is_no_url_is_refused_up_front(
+    grader_home: Path, url: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=r"^setting base_url: " + re.escape(message)):
+        resolve_settings(grader_home, environ={"OPENAI_BASE_URL": url})
+    assert resolve_settings(grader_home, base_url="http://127.0.0.1:11434/v1").base_url
