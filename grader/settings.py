@@ -115,6 +115,8 @@ def read_config(home: Path) -> dict[str, Any]:
     import tomllib
 
     path = home / CONFIG_FILE
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path}: not a file; the settings file must be a TOML file")
     if not path.is_file():
         return {}
     try:

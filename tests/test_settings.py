@@ -111,3 +111,9 @@ def test_a_base_url_that_is_no_url_is_refused_up_front(
     with pytest.raises(ConfigError, match=r"^setting base_url: " + re.escape(message)):
         resolve_settings(grader_home, environ={"OPENAI_BASE_URL": url})
     assert resolve_settings(grader_home, base_url="http://127.0.0.1:11434/v1").base_url
+
+
+def test_a_directory_named_config_toml_is_an_error(grader_home: Path) -> None:
+    (grader_home / "config.toml").mkdir(parents=True)
+    with pytest.raises(ConfigError, match=r"config\.toml: not a file"):
+        resolve_settings(grader_home, environ={})
