@@ -66,7 +66,7 @@ class Settings(BaseModel):
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         """Refused now, not after a run of ungraded answers: a URL without http(s) and a host."""
-        if value is None:
+        if not value:  # unset, or set to nothing: OpenAI's default
             return None
         from urllib.parse import urlsplit
 

@@ -35,9 +35,12 @@ def connect_wal(path: Path, timeout_s: float) -> sqlite3.Connection:
             conn.execute("PRAGMA journal_mode = WAL")
             return conn
         except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() >= deadline:
+            if "locked" not in str(error):
                 conn.close()
                 raise _unusable(path, error) from None
+            if time.monotonic() >= deadline:
+                conn.close()
+                raise
             time.sleep(LOCKED_RETRY_S)
         except sqlite3.DatabaseError as error:  # "file is not a database"
             conn.close()

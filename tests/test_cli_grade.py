@@ -6,6 +6,10 @@ The LLM is the loopback server; no network.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,7 @@ from grader.cli import app
 from grader.deckfile import load_deck, save_deck
 from grader.llm.callog import CallLog
 from grader.models import Card, Deck, verdict_for_score
-from grader.testing.openai_server import LoopbackOpenAIServer, Reply
+from grader.testing.openai_server import LoopbackOpenAIServer, Reply, wait_until
 
 CARDS = [
     Card(
@@ -187,6 +191,40 @@ def test_rubric_by_llm_is_stored_and_used_for_grading(
     assert card.rubric == ["First claim", "Second claim"] and card.rubric_source == "llm"
     assert invoke("grade", str(deck), "c1", "x").exit_code == 0
     assert points_in(llm.requests[-1]) == ["First claim", "Second claim"]
+
+
+def test_ctrl_c_during_llm_rubrics_does_not_wait_for_the_requests(
+    deck: Path, tmp_path: Path
+) -> None:
+    """The requests hang for a minute; Ctrl-C must end the command long before that, and leave
+    the deck as it was."""
+    before = deck.read_bytes()
+    home = tmp_path / "home"
+    with LoopbackOpenAIServer(responder=lambda body: Reply.hang(60)) as server:
+        env = {
+            **os.environ,
+            "GRADER_HOME": str(home),
+            "OPENAI_BASE_URL": server.base_url,
+            "OPENAI_API_KEY": "sk-x",
+        }
+        program = Path(sys.executable).parent / "grader"
+        child = subprocess.Popen(
+            [str(program), "rubric", str(deck)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert wait_until(lambda: len(server.requests) == 2, timeout=20)
+            child.send_signal(signal.SIGINT)
+            _, err = child.communicate(timeout=30)  # the requests would take 60 s
+        finally:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 130
+    assert err.strip().splitlines()[-1] == "error: interrupted"
+    assert deck.read_bytes() == before
 
 
 def test_rubric_failures_reported_others_saved(deck: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -111,7 +111,7 @@ def test_migrations_apply_once_and_in_order(tmp_path: Path) -> None:
 
 def test_unreadable_database_is_one_clear_error(tmp_path: Path) -> None:
     (tmp_path / "history.db").write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(GraderError, match=r"history\.db: cannot open the history database"):
+    with pytest.raises(GraderError, match=r"history\.db: not a usable database \(file is not a"):
         History.open(tmp_path)
 
 

@@ -169,7 +169,7 @@ def rubric(
         try:
             if todo and not json_output:
                 notice(f"asking {settings.model} for key points of {len(todo)} cards")
-            outcomes = llm_rubrics(client, todo, workers=settings.max_connections)
+            outcomes = llm_rubrics(client, todo)
         finally:
             client.close()
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 from pydantic import BaseModel
@@ -55,15 +55,16 @@ def llm_rubrics(
     client: StructuredLLM,
     cards: Sequence[Card],
     *,
-    workers: int = 4,
     template: PromptTemplate | None = None,
 ) -> list[RubricOutcome]:
-    """Ask the LLM for each card's key points (concurrently), in input order; failures kept."""
+    """Ask the LLM for each card's key points (concurrently, within the client's connection
+    limit), in input order; failures kept. Runs on its own event loop, so Ctrl-C cancels the
+    requests in flight at once instead of waiting for their timeouts."""
     prompt = template or load_prompt(PROMPT_NAME)
 
-    def one(card: Card) -> RubricOutcome:
+    async def one(card: Card) -> RubricOutcome:
         try:
-            result = client.structured(
+            result = await client.astructured(
                 RubricResponse,
                 rubric_messages(prompt, card),
                 prompt_hash=prompt.hash,
@@ -82,10 +83,13 @@ def llm_rubrics(
             usage=result.usage,
         )
 
-    if len(cards) <= 1:
-        return [one(card) for card in cards]
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(cards)))) as pool:
-        return list(pool.map(one, cards))
+    async def every() -> list[RubricOutcome]:
+        try:
+            return list(await asyncio.gather(*(one(card) for card in cards)))
+        finally:
+            await client.aclose()
+
+    return asyncio.run(every()) if cards else []
 
 
 def apply_rubrics(deck: Deck, outcomes: Sequence[RubricOutcome]) -> tuple[Deck, list[str]]:
