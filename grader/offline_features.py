@@ -411,13 +411,17 @@ def featurize(
 def _negated_point(card: CardText, detail: AnswerDetail, neg_answer: bool) -> str | None:
     """The key point the answer addresses with the opposite polarity, best match first; None
     when the negation sits in a point the answer does not address (a missed point, not a
-    contradiction)."""
+    contradiction). Addressed: close in meaning (cosine >= POINT_MIN_COVER), or the answer's
+    closest point sharing a word of its own with it ("model" alone does not make "the model
+    suddenly becomes inaccurate" address "No one knows which model is in production")."""
+    best = max(detail.point_cover, default=0.0)
     candidates = [
         (cover, point)
-        for point, cover, lexical in zip(
-            card.points, detail.point_cover, detail.point_lexical, strict=True
+        for point, cover, own_words in zip(
+            card.points, detail.point_cover, detail.point_own_words, strict=True
         )
-        if _text_facts(point)[3] != neg_answer and (cover >= POINT_MIN_COVER or lexical > 0)
+        if _text_facts(point)[3] != neg_answer
+        and (cover >= POINT_MIN_COVER or (own_words > 0 and cover >= best))
     ]
     return max(candidates)[1] if candidates else None
 

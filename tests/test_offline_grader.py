@@ -189,10 +189,20 @@ def test_not_just_is_not_a_negation(grader: OfflineGrader) -> None:
     assert flipped.verdict != "correct" and flipped.misconceptions
 
 
-def test_a_negation_in_a_point_the_answer_skips_is_no_misconception(grader: OfflineGrader) -> None:
-    grade = _grade(grader, RISKS, "data changes silently")
+@pytest.mark.parametrize(
+    ("answer", "hit"),
+    [
+        ("data changes silently", 1),
+        # shares "model" with the negated point, but addresses the first one
+        ("the model suddenly becomes inaccurate", 0),
+    ],
+)
+def test_a_negation_in_a_point_the_answer_skips_is_no_misconception(
+    grader: OfflineGrader, answer: str, hit: int
+) -> None:
+    grade = _grade(grader, RISKS, answer)
     assert grade.misconceptions == []
-    assert [p.status for p in grade.key_points][1] == "hit"
+    assert grade.key_points[hit].status == "hit"
 
 
 @pytest.mark.parametrize("answer", ["no monitoring", "stakeholders not aligned"])
