@@ -60,6 +60,7 @@ def test_defined_term_finds_the_term(question: str, term: str, qualifier: str) -
         "What is typically the **longest step** in the CRISP-DM process?",
         "What is the main idea behind ML engineering?",
         "Why is monitoring ML models essential?",
+        "What is the most important idea in MLOps?",
     ],
 )
 def test_defined_term_skips_non_definitions(question: str) -> None:
@@ -127,6 +128,10 @@ def test_cloze_blanks_a_key_term_in_the_footnote(pipeline: Deck) -> None:
     answers = {p.answer.lower() for p in made}
     assert "mlops maturity" in answers
     assert "crisp-dm" in answers
+    # what the whole deck is about (in more than 20% of its cards) is never the blank
+    share = sum("mlops" in f"{c.question} {c.answer} {c.footnote}".lower() for c in pipeline.cards)
+    assert share > 0.2 * len(pipeline.cards)
+    assert "mlops" not in answers
 
 
 def test_deterministic_is_repeatable_and_interleaved(pipeline: Deck) -> None:

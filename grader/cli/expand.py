@@ -176,7 +176,14 @@ def _print_expand(result: ExpandResult, deck: Path) -> None:
     )
     out.print(Text(summary))
     if len(result.proposed) < result.requested and not result.failures:
-        out.print(Text("no more candidates survived the checks"))
+        out.print(
+            Text(
+                "no more candidates survived the checks"
+                if result.rejected
+                else "no more candidates: the cards give the strategies nothing else to work "
+                "from (docs/expand-review.md says what each one uses)"
+            )
+        )
     err = _console(stderr=True)
     if result.model is not None:
         cost = f"; estimated cost ${result.cost_usd:.4f}" if result.cost_usd is not None else ""

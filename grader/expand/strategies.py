@@ -35,7 +35,8 @@ _DEFINITIONAL = re.compile(
 _NOT_A_TERM = re.compile(
     r"^(?:the\s+)?(?:difference|main|goal|purpose|role|benefit|advantage|output|one|some|examples?|"
     r"final|key|focus|responsibility|included|lecture|real|two|three|four|five|first|second|third|"
-    r"last|next|longest|shortest|best|biggest|ultra-short|short|summary|reason|idea|result)\b",
+    r"last|next|longest|shortest|best|biggest|ultra-short|short|summary|reason|idea|result|most|"
+    r"least|primary|important|common|typical|usual)\b",
     re.IGNORECASE,
 )
 _MAX_TERM_WORDS = 4
@@ -203,8 +204,13 @@ def key_terms(cards: Sequence[Card]) -> list[str]:
         and word not in _STOPWORDS
     ]
     # Emphasised terms longest first (so "data drift" wins over "data"), then recurring words by
-    # how many cards use them.
-    ranked = sorted(terms, key=lambda t: (-len(t.split()), -len(t))) + frequent
+    # how many cards use them. A term in more cards than `too_common` is what the whole deck is
+    # about ("MLOps" in an MLOps deck): blanking it asks for nothing, so it is left out too.
+    texts = [f"{c.question} {c.answer} {c.footnote or ''}" for c in cards]
+    specific = [
+        t for t in terms if sum(bool(_term_pattern(t).search(x)) for x in texts) <= too_common
+    ]
+    ranked = sorted(specific, key=lambda t: (-len(t.split()), -len(t))) + frequent
     unique: dict[str, str] = {}
     for term in ranked:
         key = term.lower().strip(" .,:;")
