@@ -219,7 +219,9 @@ class AnswerDetail:
     reproduces_reference: bool = False
     """The answer's content words are exactly the reference's, with the same polarity."""
     polarity: str | None = None
-    """For a true/false or yes/no reference: "same" or "flipped" when the answer opens with one."""
+    """For a true/false or yes/no reference: "same" or "flipped" when the answer opens with one;
+    for a reference that is one number: "same" when the answer gives only that number, "flipped"
+    when it gives another."""
     respelled: list[str] = field(default_factory=list)
     """Card words the answer misspelled, in the card's spelling (never the learner's)."""
 
@@ -323,7 +325,38 @@ def _antonym_flips(reference: frozenset[str], answer: frozenset[str]) -> list[tu
 _POLAR = {"true": "false", "false": "true", "yes": "no", "no": "yes"}
 
 
+_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
+_NUMERIC_REFERENCE = re.compile(r"^\s*(?P<number>-?\d+(?:[.,]\d+)?)\s*(?:%|[A-Za-z]+)?\s*\.?\s*$")
+
+
+_COUNTING = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen"
+_COUNTING += " fifteen sixteen seventeen eighteen nineteen twenty"
+_NUMBER_WORDS = {
+    word: value
+    for value, word in enumerate(_COUNTING.split())
+    if word != "one"  # "one per head", "the one that": rarely a count
+} | {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
+
+
+def _numeric(reference: str, answer: str) -> str | None:
+    """For a reference that is one number (with at most a unit): "same" when every number in
+    the answer (digits, or a word from two to twenty and the tens) is that number, "flipped"
+    when the answer gives another; None otherwise."""
+    match = _NUMERIC_REFERENCE.match(reference)
+    if match is None:
+        return None
+    given = [float(n.replace(",", ".")) for n in _NUMBER.findall(answer)]
+    given += [float(_NUMBER_WORDS[w]) for w in _WORD.findall(answer.lower()) if w in _NUMBER_WORDS]
+    if not given:
+        return None
+    expected = float(match.group("number").replace(",", "."))
+    return "same" if all(n == expected for n in given) else "flipped"
+
+
 def _polarity(reference: str, answer: str) -> str | None:
+    numeric = _numeric(reference, answer)
+    if numeric is not None:
+        return numeric
     expected = _WORD.findall(reference.lower())
     given = _WORD.findall(answer.lower())
     if len(expected) != 1 or expected[0] not in _POLAR or not given:

@@ -230,6 +230,27 @@ def test_words_every_point_shares_cover_no_point(grader: OfflineGrader) -> None:
     assert [p.status for p in two.key_points] == ["hit", "hit", "missed", "missed"]
 
 
+SUM = Card(id="c-sum", question="What is 2 + 2?", answer="4")
+LAYERS = Card(id="c-layers", question="How many encoder layers has BERT-base?", answer="12 layers")
+
+
+@pytest.mark.parametrize(
+    ("card", "answer", "verdict"),
+    [
+        (SUM, "4", "correct"),
+        (SUM, "it is four", "correct"),
+        (SUM, "7", "incorrect"),
+        (SUM, "4 or 7", "incorrect"),  # a hedge names a wrong number too
+        (LAYERS, "twelve, one per block", "correct"),  # "one" is rarely a count
+        (LAYERS, "24 layers", "incorrect"),
+    ],
+)
+def test_a_numeric_answer_is_judged_by_its_number(
+    grader: OfflineGrader, card: Card, answer: str, verdict: str
+) -> None:
+    assert _grade(grader, card, answer).verdict == verdict
+
+
 def test_an_acronym_answers_the_name_it_abbreviates(grader: OfflineGrader) -> None:
     grade = _grade(grader, CLOUDS, "aws gcp azure")
     assert grade.verdict == "correct"
