@@ -276,3 +276,31 @@ def test_grade_closes_its_grader(deck: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert invoke("grade", str(deck), "c1", "design").exit_code == 0
     assert fake.calls == [("c1", "design")]
     assert fake.closed  # its connections and threads go when the command ends
+
+
+def test_grade_gives_the_grader_the_deck(deck: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Any] = []
+
+    def build(kind: str, settings: Any, home: Path, cards: Any = ()) -> FakeGrader:
+        seen.append([card.id for card in cards])
+        return FakeGrader()
+
+    monkeypatch.setattr(grade_cli, "build_grader", build)
+    assert invoke("grade", str(deck), "c1", "design").exit_code == 0
+    assert seen == [["c1", "c2"]]  # so an answer meant for c2 is caught on c1
+
+
+def test_the_offline_grader_catches_an_answer_to_a_sibling_card(tmp_path: Path) -> None:
+    seed = Path(__file__).resolve().parent.parent / "decks" / "mlops-foundations.yaml"
+    result = invoke(
+        "grade",
+        str(seed),
+        "ce62ebcc12d",  # data drift
+        "The relationship between inputs and outputs changes over time",
+        "--grader",
+        "offline",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "INCORRECT" in result.stdout
+    sibling = "\u201cWhat is \u2018concept drift\u2019?\u201d"
+    assert f"This answers another card: {sibling}" in result.stdout

@@ -18,7 +18,7 @@ class StubOffline:
     kind = "offline"
 
     @classmethod
-    def load(cls) -> StubOffline:
+    def load(cls, context: object = ()) -> StubOffline:
         return cls()
 
 

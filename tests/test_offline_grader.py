@@ -445,3 +445,64 @@ def test_a_batch_encodes_each_text_once() -> None:
     assert encoder.encoded_texts == 7
     grader.grade(EVAPORATE, "The water evaporates")
     assert encoder.encoded_texts == 8
+
+
+DATA_DRIFT = Card(
+    id="c-data-drift",
+    question="What does 'data drift' mean in ML?",
+    answer="The input data distribution changes over time.",
+)
+CONCEPT_DRIFT = Card(
+    id="c-concept-drift",
+    question="What is 'concept drift'?",
+    answer="The relationship between inputs and outputs evolves over time.",
+)
+TRAINED_TF = Card(
+    id="c-trained-tf",
+    question="True or false: a trained model is enough for deployment.",
+    answer="FALSE",
+)
+
+
+@pytest.fixture(scope="module")
+def deck_grader() -> OfflineGrader:
+    return OfflineGrader.load(context=[DATA_DRIFT, CONCEPT_DRIFT, TRAINED, TRAINED_TF])
+
+
+@pytest.mark.parametrize(
+    ("card", "answer", "other"),
+    [
+        (
+            DATA_DRIFT,
+            "The relationship between inputs and outputs changes over time",
+            CONCEPT_DRIFT,
+        ),
+        (CONCEPT_DRIFT, "The input data distribution changes over time", DATA_DRIFT),
+    ],
+)
+def test_the_answer_to_a_sibling_card_is_caught_with_the_deck(
+    grader: OfflineGrader, deck_grader: OfflineGrader, card: Card, answer: str, other: Card
+) -> None:
+    alone = _grade(grader, card, answer)
+    assert alone.score is not None and alone.score > 0.2  # without the deck it passes or nearly
+    grade = _grade(deck_grader, card, answer)
+    assert grade.verdict == "incorrect" and grade.score == pytest.approx(0.2)
+    assert grade.misconceptions[0] == f"This answers another card: \u201c{other.question}\u201d"
+
+
+def _outcome(grade: Grade) -> tuple[object, ...]:
+    return (grade.score, grade.verdict, grade.key_points, grade.misconceptions, grade.feedback)
+
+
+@pytest.mark.parametrize(
+    ("card", "answer"),
+    [
+        (DATA_DRIFT, "the distribution of the input data shifts over time"),
+        (CONCEPT_DRIFT, "how inputs relate to outputs changes over time"),
+        (TRAINED_TF, "False, a trained model isn't a product yet"),  # judged by its truth value
+    ],
+)
+def test_the_deck_leaves_answers_to_their_own_card_alone(
+    grader: OfflineGrader, deck_grader: OfflineGrader, card: Card, answer: str
+) -> None:
+    assert _outcome(_grade(deck_grader, card, answer)) == _outcome(_grade(grader, card, answer))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fakes import FakeGrader, cards, make_grade, ungraded
@@ -204,7 +205,7 @@ def test_a_grader_that_cannot_load_is_one_error_line(
 ) -> None:
     import grader.graders.factory as factory
 
-    def broken(*args: object) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
         raise FileNotFoundError("model.safetensors is missing")
 
     monkeypatch.setattr(factory, "make_grader", broken)
@@ -214,3 +215,20 @@ def test_a_grader_that_cannot_load_is_one_error_line(
         "error: could not load the offline grader: model.safetensors is missing"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_practice_gives_the_grader_every_card_of_its_decks(
+    tmp_path: Path, deck: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = tmp_path / "other.yaml"
+    save_deck(other, Deck(name="Other deck", cards=cards(2)))
+    seen: list[list[str]] = []
+
+    def build(*args: Any) -> FakeGrader:
+        seen.append([card.id for card in args[4]])
+        return FakeGrader()
+
+    monkeypatch.setattr(practice_cli, "build_grader", build)
+    result = runner.invoke(app, ["practice", str(deck), str(other)], input="q\n")
+    assert result.exit_code == 0, result.stderr
+    assert seen == [["c1", "c2", "c3", "c1", "c2"]]

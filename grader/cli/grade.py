@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
@@ -10,6 +11,7 @@ import typer
 
 if TYPE_CHECKING:
     from grader.graders.base import Grader
+    from grader.models import Card
     from grader.settings import Settings
 
 GraderChoice = Literal["auto", "offline", "llm"]
@@ -45,12 +47,14 @@ def _settings(
     return home, settings
 
 
-def build_grader(kind: GraderChoice, settings: Settings, home: Path) -> Grader:
+def build_grader(
+    kind: GraderChoice, settings: Settings, home: Path, deck: Sequence[Card] = ()
+) -> Grader:
     """The grader for `grader grade` (tests replace this to inject a fake)."""
     from grader.graders.factory import make_grader
     from grader.render import notice
 
-    return make_grader(kind, settings, home, notice)
+    return make_grader(kind, settings, home, notice, context=deck)
 
 
 def _read_answer(answer: str) -> str:
@@ -100,7 +104,7 @@ def grade(
         raise NotFoundError(f"{deck}: no card with id {card_id!r}")
     text = _read_answer(answer)
     home, settings = _settings(model, base_url, mode, no_log)
-    grader = build_grader(grader_kind, settings, home)
+    grader = build_grader(grader_kind, settings, home, loaded.deck.cards)
     try:
         result = grader.grade(card, text)
     finally:

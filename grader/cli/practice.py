@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from grader.graders.base import Grader
     from grader.history import Attempt
+    from grader.models import Card
     from grader.practice import EmptyPlan, PracticeSession, QueueItem
     from grader.scheduling import Override
     from grader.stats import Stats
@@ -32,7 +33,13 @@ SELF_RATE_KEYS = "1 not at all · 2 barely · 3 partly · 4 well · 5 perfectly 
 RATING_LABELS = {"again": "Again", "hard": "Hard", "good": "Good", "easy": "Easy"}
 
 
-def build_grader(kind: GraderOption, home: Path, model: str | None, base_url: str | None) -> Grader:
+def build_grader(
+    kind: GraderOption,
+    home: Path,
+    model: str | None,
+    base_url: str | None,
+    decks: Sequence[Card] = (),
+) -> Grader:
     """The session's grader (tests replace this function to inject a fake)."""
     from grader.errors import GraderError
     from grader.graders.factory import make_grader
@@ -41,7 +48,7 @@ def build_grader(kind: GraderOption, home: Path, model: str | None, base_url: st
 
     settings = resolve_settings(home, model=model, base_url=base_url)
     try:
-        return make_grader(kind, settings, home, notice)
+        return make_grader(kind, settings, home, notice, context=decks)
     except GraderError:
         raise
     except Exception as exc:  # a grader that cannot load is one error line, not a traceback
@@ -273,7 +280,8 @@ def practice(
             out.print(f"Nothing to practise: {_why_nothing(why, tag or (), clock())}", markup=False)
         else:
             with _status(err, "Loading the grader…"):
-                grader = build_grader(grader_kind, home, model, base_url)  # type: ignore[arg-type]
+                cards = [card for deck in loaded for card in deck.deck.cards]
+                grader = build_grader(grader_kind, home, model, base_url, cards)  # type: ignore[arg-type]
             session = PracticeSession(
                 grader=grader, history=history, scheduler=Scheduler(), clock=clock
             )

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from grader.atomic import WriteError, check_writable
 from grader.errors import InputError
 from grader.evaluation import runner
-from grader.evaluation.dataset import LoadedData, load_datasets
+from grader.evaluation.dataset import LoadedData, card_for, load_datasets
 from grader.evaluation.runner import ProgressCallback, ResultRecord, RunSpec
 from grader.evaluation.scoring import EvalSummary, summarise
 from grader.evaluation.workers import WorkerPlan, auto_workers
@@ -173,7 +173,9 @@ def run_eval(
     for problem in loaded.problems:
         notice(f"skipped {problem}")
 
-    grader = factory.make_grader(choice, settings, home, notice)  # type: ignore[arg-type]
+    # every question of the run is the deck an answer may confuse its own card with
+    cards = list({card.id: card for card in (card_for(i.record) for i in loaded.items)}.values())
+    grader = factory.make_grader(choice, settings, home, notice, context=cards)  # type: ignore[arg-type]
     kind = str(getattr(grader, "kind", "fake"))
     if request.batch and kind != "llm":
         raise InputError("--batch needs the LLM grader (--grader llm and an endpoint)")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
 from grader.errors import ConfigError
 from grader.graders.base import Grader
+from grader.models import Card
 from grader.settings import Settings
 
 GraderChoice = Literal["auto", "offline", "llm"]
@@ -23,8 +24,11 @@ def make_grader(
     settings: Settings,
     home: Path,
     notice: Callable[[str], None],
+    context: Sequence[Card] = (),
 ) -> Grader:
-    """Build the grader `kind` asks for; `auto` falls back to offline with one notice."""
+    """Build the grader `kind` asks for; `auto` falls back to offline with one notice.
+    `context` is the deck(s) being graded: the offline grader catches an answer meant for
+    another of those cards (the LLM grader sees one card at a time)."""
     if kind == "llm" or (kind == "auto" and settings.endpoint_configured):
         if kind == "llm" and not settings.endpoint_configured:
             raise ConfigError(
@@ -38,4 +42,4 @@ def make_grader(
         notice(OFFLINE_NOTICE)
     from grader.graders.offline import OfflineGrader
 
-    return OfflineGrader.load()
+    return OfflineGrader.load(context=context)

@@ -20,13 +20,26 @@ from grader.calibration import (
 from grader.embedding import MODEL_NAME, SentenceEncoder
 from grader.errors import ModelNotInstalledError
 from grader.models import Card, Grade, GradeEvidence, PointResult, PointStatus, verdict_for_score
-from grader.offline_features import FEATURE_NAMES, AnswerDetail, CardText, card_text
+from grader.offline_features import (
+    FEATURE_NAMES,
+    AnswerDetail,
+    CardText,
+    card_text,
+    content_stems,
+)
 from grader.offline_scoring import Scored, combine, compute_features, final_score
-from grader.rubric import rubric_for
+from grader.rubric import plain, rubric_for
 from grader.spelling import Respeller
 
 QUESTION_COPY_CAP = 0.2
 """Highest score for an answer that only restates the question."""
+SWAP_MIN_SIMILARITY = 0.75
+SWAP_MARGIN = 0.12
+"""An answer this close (cosine) to another card's reference, and this much closer to it than
+to its own card's, answers the other card: data drift's definition given for concept drift."""
+SWAP_CAP = 0.2
+"""Highest score for such an answer."""
+SWAP_MIN_REFERENCE_WORDS = 3
 _QUOTE_CHARS = 80
 _SPELLING_HINTS = 4
 
@@ -37,8 +50,14 @@ class OfflineGrader:
     kind = "offline"
 
     def __init__(
-        self, encoder: SentenceEncoder, calibration: Calibration, calibration_id: str
+        self,
+        encoder: SentenceEncoder,
+        calibration: Calibration,
+        calibration_id: str,
+        context: Sequence[Card] = (),
     ) -> None:
+        """`context`: the other cards of the learner's deck(s); an answer that restates one of
+        them rather than its own card is capped (see SWAP_MIN_SIMILARITY)."""
         if tuple(calibration.features) != FEATURE_NAMES:
             raise ModelNotInstalledError(
                 "offline calibration does not match this version's features; "
@@ -48,14 +67,18 @@ class OfflineGrader:
         self._respeller = Respeller(encoder.known_words())
         self._calibration = calibration
         self._calibration_id = calibration_id
+        self._context = tuple(context)
 
     @classmethod
-    def load(cls, calibration_path: Path = CALIBRATION_FILE) -> OfflineGrader:
+    def load(
+        cls, calibration_path: Path = CALIBRATION_FILE, context: Sequence[Card] = ()
+    ) -> OfflineGrader:
         """Load the (checksum-verified) embedding model and the calibration."""
         return cls(
             SentenceEncoder.load(),
             load_calibration(calibration_path),
             calibration_hash(calibration_path),
+            context,
         )
 
     def grade(self, card: Card, answer: str) -> Grade:
@@ -78,6 +101,7 @@ class OfflineGrader:
         try:
             features = compute_features(self._encoder.encode, self._respeller, prepared)
             scored = combine(self._calibration, features)
+            swaps = self._swaps([card for card, _ in items], prepared, scored)
         except Exception as exc:  # a grading failure is `ungraded`, never `incorrect`
             latency = (time.perf_counter() - started) * 1000 / len(items)
             return [
@@ -88,9 +112,44 @@ class OfflineGrader:
             ]
         latency = (time.perf_counter() - started) * 1000 / len(items)
         return [
-            self._grade(card, result, latency)
-            for (card, _), result in zip(prepared, scored, strict=True)
+            self._grade(card, result, latency, swap)
+            for (card, _), result, swap in zip(prepared, scored, swaps, strict=True)
         ]
+
+    def _swaps(
+        self, cards: Sequence[Card], prepared: Sequence[tuple[CardText, str]], scored: list[Scored]
+    ) -> list[Card | None]:
+        """For each answer, the context card it answers instead of its own, if any."""
+        # a one- or two-word reference ("FALSE", "12 layers") is judged by its own rules, and a
+        # definition can only be confused with another when it says something
+        answered = [
+            i
+            for i, result in enumerate(scored)
+            if result.detail.answer
+            and result.detail.polarity is None
+            and len(content_stems(prepared[i][0].reference)) >= SWAP_MIN_REFERENCE_WORDS
+        ]
+        if not self._context or not answered:
+            return [None] * len(cards)
+        others = list({plain(c.answer): c for c in self._context}.items())
+        texts = [scored[i].detail.answer for i in answered] + [
+            prepared[i][0].reference for i in answered
+        ]
+        vectors = self._encoder.encode(texts + [text for text, _ in others])
+        answer_vecs, own_vecs = vectors[: len(answered)], vectors[len(answered) : 2 * len(answered)]
+        similarity = answer_vecs @ vectors[2 * len(answered) :].T
+        swaps: list[Card | None] = [None] * len(cards)
+        for row, i in enumerate(answered):
+            own = float(answer_vecs[row] @ own_vecs[row])
+            for column in similarity[row].argsort()[::-1]:
+                text, other = others[int(column)]
+                if other.id == cards[i].id or text == prepared[i][0].reference:
+                    continue
+                best = float(similarity[row, column])
+                if best >= SWAP_MIN_SIMILARITY and best - own >= SWAP_MARGIN:
+                    swaps[i] = other
+                break
+        return swaps
 
     def _evidence(self, latency_ms: float) -> GradeEvidence:
         return GradeEvidence(
@@ -101,9 +160,17 @@ class OfflineGrader:
             attempts=1,
         )
 
-    def _grade(self, card: CardText, result: Scored, latency: float) -> Grade:
+    def _grade(
+        self, card: CardText, result: Scored, latency: float, swap: Card | None = None
+    ) -> Grade:
         detail = result.detail
         score, point_scores = final_score(self._calibration, result)
+        if swap is not None:
+            score = min(score, SWAP_CAP)
+            point_scores = [min(p, SWAP_CAP) for p in point_scores]
+            detail.contradictions.insert(
+                0, f"This answers another card: \u201c{plain(swap.question)}\u201d"
+            )
         if len(point_scores) != len(card.points):
             point_scores = point_scores[:1] * len(card.points)
         if not detail.answer:
