@@ -9,6 +9,7 @@ derivation.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import NamedTuple
 
@@ -168,11 +169,12 @@ def _acronym(point: str) -> list[Alternative]:
     ]
 
 
-def alternatives(point: str) -> list[Alternative]:
+@functools.lru_cache(maxsize=4096)
+def alternatives(point: str) -> tuple[Alternative, ...]:
     """Texts any one of which answers `point` in full: the items of an "or" list, or a name and
     its acronym; [] when the point has no alternatives. The offline grader scores a point as its
     best-matching alternative (or the point itself, when that matches better)."""
-    return _or_list(point) or _acronym(point)
+    return tuple(_or_list(point) or _acronym(point))
 
 
 def _claims(sentence: str) -> list[str]:

@@ -217,4 +217,4 @@ def test_an_alternative_knows_its_own_words() -> None:
     ],
 )
 def test_no_alternatives(point: str) -> None:
-    assert alternatives(point) == []
+    assert alternatives(point) == ()
