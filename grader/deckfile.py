@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from grader import yamlfile
 from grader.atomic import write_text_atomic
@@ -181,7 +181,16 @@ _DeckDumper.add_representer(str, _represent_str)
 def _card_mapping(card: Card) -> dict[str, Any]:
     data = card.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
     data["id"] = card.id
-    order = ["id", "question", "answer", "footnote", "tags", "rubric", "rubric_source"]
+    order = [
+        "id",
+        "question",
+        "answer",
+        "footnote",
+        "tags",
+        "rubric",
+        "rubric_source",
+        "rubric_answer",
+    ]
     ordered = {key: data[key] for key in order if key in data}
     ordered.update({k: v for k, v in data.items() if k not in ordered})
     return ordered
@@ -254,6 +263,8 @@ class DeckCheck(BaseModel):
     """True when the deck has no problems."""
     cards: int | None
     """Number of cards (None when the deck has problems)."""
+    notes: list[ProblemRecord] = Field(default_factory=list)
+    """What loads but deserves a look: a rubric made for an earlier answer (not used)."""
     problems: list[ProblemRecord]
     """Every problem found, in file order."""
 
@@ -316,7 +327,28 @@ def check_decks(paths: list[Path]) -> list[DeckCheck]:
             ProblemRecord(path=p.path.as_posix(), line=p.line, message=p.message) for p in problems
         ]
         cards = len(loaded.deck.cards) if loaded is not None else None
+        notes = [] if loaded is None else _stale_rubrics(loaded)
         results.append(
-            DeckCheck(path=Path(path).as_posix(), ok=not problems, cards=cards, problems=records)
+            DeckCheck(
+                path=Path(path).as_posix(),
+                ok=not problems,
+                cards=cards,
+                problems=records,
+                notes=notes,
+            )
         )
     return results
+
+
+def _stale_rubrics(loaded: LoadedDeck) -> list[ProblemRecord]:
+    path = loaded.path.as_posix()
+    return [
+        ProblemRecord(
+            path=path,
+            line=loaded.card_lines.get(card.id, 1),
+            message=f"card {card.id}: its rubric was made for an earlier answer and is not used; "
+            f"refresh it with: grader rubric {path} --card {card.id}",
+        )
+        for card in loaded.deck.cards
+        if card.rubric_is_stale()
+    ]

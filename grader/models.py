@@ -83,8 +83,18 @@ class Card(Strict):
     """Key points a full answer covers; empty means 'derive heuristically when grading'."""
     rubric_source: RubricSource | None = None
     """Who wrote the stored rubric."""
+    rubric_answer: str | None = None
+    """`answer_fingerprint` of the answer the stored rubric was made from (set by `grader
+    rubric`); when the answer has changed since, the rubric is stale and not used."""
     provenance: Provenance | None = None
     """Where the card came from."""
+
+    def rubric_is_stale(self) -> bool:
+        """True when the stored rubric was made for an earlier version of the answer."""
+        return bool(self.rubric) and self.rubric_answer not in (
+            None,
+            answer_fingerprint(self.answer),
+        )
 
     @field_validator("id")
     @classmethod
@@ -287,6 +297,13 @@ class EvalRecord(BaseModel):
     def gold(self) -> float:
         """Human grade normalised to [0, 1]."""
         return self.score / self.score_max
+
+
+def answer_fingerprint(answer: str) -> str:
+    """A short hash of a reference answer (first 12 hex of its SHA-256), stored with a rubric."""
+    import hashlib
+
+    return hashlib.sha256(answer.encode("utf-8")).hexdigest()[:12]
 
 
 def utc_now_iso(now: datetime | None = None) -> str:

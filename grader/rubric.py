@@ -202,5 +202,8 @@ def derive_key_points(answer: str) -> list[str]:
 
 
 def rubric_for(card: Card) -> list[str]:
-    """The rubric a grader uses for `card`: the stored one, else the heuristic derivation."""
-    return list(card.rubric) if card.rubric else derive_key_points(card.answer)
+    """The rubric a grader uses for `card`: the stored one, else (none stored, or stored for an
+    earlier version of the answer) the heuristic derivation from the answer as it is."""
+    if card.rubric and not card.rubric_is_stale():
+        return list(card.rubric)
+    return derive_key_points(card.answer)

@@ -22,7 +22,8 @@ import grader.cli.grade as grade_cli
 from grader.cli import app
 from grader.deckfile import load_deck, save_deck
 from grader.llm.callog import CallLog
-from grader.models import Card, Deck, verdict_for_score
+from grader.models import Card, Deck, answer_fingerprint, verdict_for_score
+from grader.rubric import rubric_for
 from grader.testing.openai_server import LoopbackOpenAIServer, Reply, wait_until
 
 CARDS = [
@@ -178,6 +179,29 @@ def test_rubric_heuristic_then_skip_then_force(deck: Path) -> None:
 
     forced = invoke("rubric", str(deck), "--heuristic", "--force", "--card", "c2", "--json")
     assert json.loads(forced.stdout)["data"]["updated"] == ["c2"]
+
+
+def test_a_rubric_for_an_earlier_answer_is_noted_not_used_and_refreshed(deck: Path) -> None:
+    assert invoke("rubric", str(deck), "--heuristic").exit_code == 0
+    loaded = load_deck(deck).deck
+    first = loaded.cards[0]
+    assert first.rubric_answer == answer_fingerprint(first.answer)
+    edited = first.model_copy(update={"answer": "Planning, building, and running."})
+    save_deck(deck, loaded.model_copy(update={"cards": [edited, *loaded.cards[1:]]}))
+
+    check = invoke("deck", "check", str(deck))
+    assert check.exit_code == 0  # it loads and grades; the note says what to do
+    assert check.stderr == (
+        f"note: {deck.as_posix()}:5: card c1: its rubric was made for an earlier answer and is "
+        f"not used; refresh it with: grader rubric {deck.as_posix()} --card c1\n"
+    )
+    assert rubric_for(load_deck(deck).deck.cards[0]) == ["Planning", "building", "running"]
+
+    refreshed = invoke("rubric", str(deck), "--heuristic", "--json")  # no --force needed
+    assert json.loads(refreshed.stdout)["data"]["updated"] == ["c1"]
+    card = load_deck(deck).deck.cards[0]
+    assert card.rubric == ["Planning", "building", "running"] and not card.rubric_is_stale()
+    assert invoke("deck", "check", str(deck)).stderr == ""
 
 
 def test_rubric_by_llm_is_stored_and_used_for_grading(

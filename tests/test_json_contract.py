@@ -28,6 +28,7 @@ CARD_KEYS = {
     "tags",
     "rubric",
     "rubric_source",
+    "rubric_answer",
     "provenance",
 }
 IMPORT_KEYS = {
@@ -134,7 +135,9 @@ def test_deck_show_envelopes() -> None:
 def test_deck_check_envelope() -> None:
     ok = _run(["deck", "check", "decks/d.yaml"])
     assert ok["command"] == "deck check"
-    assert ok["data"] == [{"path": "decks/d.yaml", "ok": True, "cards": 1, "problems": []}]
+    assert ok["data"] == [
+        {"path": "decks/d.yaml", "ok": True, "cards": 1, "problems": [], "notes": []}
+    ]
     Path("decks/bad.yaml").write_text("name: d\ncards: 3\n", encoding="utf-8")
     bad = _run(["deck", "check", "decks/bad.yaml"], exit_code=1)
     assert bad["data"] == [
@@ -145,5 +148,6 @@ def test_deck_check_envelope() -> None:
             "problems": [
                 {"path": "decks/bad.yaml", "line": 2, "message": "`cards` must be a list"}
             ],
+            "notes": [],
         }
     ]

@@ -131,6 +131,8 @@ def check_command(
                 typer.echo(f"{result.path}: ok ({result.cards} cards)")
             for problem in result.problems:
                 typer.echo(f"{problem.path}:{problem.line}: {problem.message}")
+            for note in result.notes:
+                notice(f"note: {note.path}:{note.line}: {note.message}")
         if failed:
             count = sum(len(result.problems) for result in results)
             notice(f"{count} problem{'s' if count != 1 else ''} found")

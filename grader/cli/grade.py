@@ -154,7 +154,7 @@ def rubric(
         if missing:
             raise NotFoundError(f"{deck}: no card with id {missing[0]!r}")
         cards = [c for c in cards if c.id in set(card_ids)]
-    todo = [c for c in cards if force or not c.rubric]
+    todo = [c for c in cards if force or not c.rubric or c.rubric_is_stale()]
     skipped = len(cards) - len(todo)
 
     if heuristic:

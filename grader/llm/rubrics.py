@@ -12,7 +12,7 @@ from grader.errors import LLMError
 from grader.llm.adapter import StructuredLLM
 from grader.llm.prompts import PromptTemplate, load_prompt
 from grader.llm.schemas import RubricResponse
-from grader.models import Card, Deck, Usage
+from grader.models import Card, Deck, Usage, answer_fingerprint
 from grader.rubric import derive_key_points
 
 PROMPT_NAME = "rubric"
@@ -106,7 +106,13 @@ def apply_rubrics(deck: Deck, outcomes: Sequence[RubricOutcome]) -> tuple[Deck, 
             cards.append(card)
             continue
         cards.append(
-            card.model_copy(update={"rubric": outcome.key_points, "rubric_source": outcome.source})
+            card.model_copy(
+                update={
+                    "rubric": outcome.key_points,
+                    "rubric_source": outcome.source,
+                    "rubric_answer": answer_fingerprint(card.answer),
+                }
+            )
         )
         updated.append(card.id)
     return deck.model_copy(update={"cards": cards}), updated
