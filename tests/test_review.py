@@ -187,6 +187,13 @@ def test_edit_text_round_trip_and_cancel() -> None:
         parse_edit("question: ''\nanswer: x\n")
     with pytest.raises(InputError, match=r"score: Extra inputs are not permitted"):
         parse_edit("question: q\nanswer: a\nscore: 1\n")
+    for text, message in [
+        ("question: [unclosed\nanswer: x\n", "line 2: YAML syntax error: expected ',' or ']'"),
+        ("question: a\nquestion: b\nanswer: x\n", "line 2: duplicate key 'question'"),
+    ]:
+        with pytest.raises(InputError) as caught:
+            parse_edit(text, origin="edit of p1")
+        assert "\n" not in str(caught.value) and message in str(caught.value)
 
 
 def test_save_edit_refuses_a_decided_proposal(deck: Path) -> None:
