@@ -488,6 +488,7 @@ def test_the_answer_to_a_sibling_card_is_caught_with_the_deck(
     grade = _grade(deck_grader, card, answer)
     assert grade.verdict == "incorrect" and grade.score == pytest.approx(0.2)
     assert grade.misconceptions[0] == f"This answers another card: \u201c{other.question}\u201d"
+    assert "That is the answer to another card, not to this one." in grade.feedback
 
 
 def _outcome(grade: Grade) -> tuple[object, ...]:

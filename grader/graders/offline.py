@@ -191,7 +191,7 @@ class OfflineGrader:
             verdict=verdict,
             key_points=points,
             misconceptions=list(misconceptions),
-            feedback=_feedback(verdict, points, detail, bool(misconceptions)),
+            feedback=_feedback(verdict, points, detail, bool(misconceptions), swap is not None),
             evidence=self._evidence(latency),
         )
 
@@ -211,7 +211,11 @@ def _point_result(point: str, score: float, cover: float, chunk: str) -> PointRe
 
 
 def _feedback(
-    verdict: str, points: list[PointResult], detail: AnswerDetail, contradicts: bool
+    verdict: str,
+    points: list[PointResult],
+    detail: AnswerDetail,
+    contradicts: bool,
+    answers_another_card: bool = False,
 ) -> str:
     """One to three sentences for the learner, built from the rubric only (never from the
     learner's own text)."""
@@ -240,6 +244,8 @@ def _feedback(
         sentences.append("Not quite.")
         if detail.copies_question:
             sentences.append("Restating the question earns no credit.")
+        elif answers_another_card:
+            sentences.append("That is the answer to another card, not to this one.")
         elif contradicts:
             sentences.append("Your answer contradicts the reference.")
         if missed:
