@@ -325,10 +325,11 @@ def _antonym_flips(reference: frozenset[str], answer: frozenset[str]) -> list[tu
 _POLAR = {"true": "false", "false": "true", "yes": "no", "no": "yes"}
 
 
-_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
-_NUMERIC_REFERENCE = re.compile(r"^\s*(?P<number>-?\d+(?:[.,]\d+)?)\s*(?:%|[A-Za-z]+)?\s*\.?\s*$")
-
-
+_NUMBER = re.compile(r"(?<![\w.,-])-?\d+(?:,\d{3})*(?:[.,]\d+)?(?![\w-])")
+"""A number standing alone: not the 4 of "GPT-4" or "H2O"; "1,000" is a thousand."""
+_NUMERIC_REFERENCE = re.compile(
+    r"^\s*(?P<number>-?\d+(?:,\d{3})*(?:[.,]\d+)?)\s*(?:%|[A-Za-z]+)?\s*\.?\s*$"
+)
 _COUNTING = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen"
 _COUNTING += " fifteen sixteen seventeen eighteen nineteen twenty"
 _NUMBER_WORDS = {
@@ -338,19 +339,35 @@ _NUMBER_WORDS = {
 } | {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
 
 
+_A_NUMBER = r"(?:\d+(?:[.,]\d+)?|" + "|".join(_NUMBER_WORDS) + ")"
+_HEDGE = re.compile(rf"\b{_A_NUMBER}\s+or\s+{_A_NUMBER}\b", re.IGNORECASE)
+"""Two numbers offered as alternatives: "4 or 7"."""
+
+
+def _number_value(text: str) -> float:
+    if re.fullmatch(r"-?\d+(?:,\d{3})+", text):  # thousands separators
+        return float(text.replace(",", ""))
+    return float(text.replace(",", "."))
+
+
 def _numeric(reference: str, answer: str) -> str | None:
-    """For a reference that is one number (with at most a unit): "same" when every number in
-    the answer (digits, or a word from two to twenty and the tens) is that number, "flipped"
-    when the answer gives another; None otherwise."""
+    """For a reference that is one number (with at most a unit): "same" when the answer gives
+    that number and no other, "flipped" when it gives numbers but never that one or hedges ("4
+    or 7"); None (left to the model) when it gives that number among others ("4, because 2 + 2
+    = 4"). Numbers are digits, or words from two to twenty and the tens."""
     match = _NUMERIC_REFERENCE.match(reference)
     if match is None:
         return None
-    given = [float(n.replace(",", ".")) for n in _NUMBER.findall(answer)]
-    given += [float(_NUMBER_WORDS[w]) for w in _WORD.findall(answer.lower()) if w in _NUMBER_WORDS]
+    given = {_number_value(n) for n in _NUMBER.findall(answer)}
+    given |= {float(_NUMBER_WORDS[w]) for w in _WORD.findall(answer.lower()) if w in _NUMBER_WORDS}
     if not given:
         return None
-    expected = float(match.group("number").replace(",", "."))
-    return "same" if all(n == expected for n in given) else "flipped"
+    expected = _number_value(match.group("number"))
+    if given == {expected}:
+        return "same"
+    if expected not in given or _HEDGE.search(answer):
+        return "flipped"
+    return None
 
 
 def _polarity(reference: str, answer: str) -> str | None:

@@ -232,6 +232,7 @@ def test_words_every_point_shares_cover_no_point(grader: OfflineGrader) -> None:
 
 SUM = Card(id="c-sum", question="What is 2 + 2?", answer="4")
 LAYERS = Card(id="c-layers", question="How many encoder layers has BERT-base?", answer="12 layers")
+THOUSAND = Card(id="c-k", question="How many grams are in a kilogram?", answer="1,000")
 
 
 @pytest.mark.parametrize(
@@ -241,8 +242,12 @@ LAYERS = Card(id="c-layers", question="How many encoder layers has BERT-base?", 
         (SUM, "it is four", "correct"),
         (SUM, "7", "incorrect"),
         (SUM, "4 or 7", "incorrect"),  # a hedge names a wrong number too
+        (SUM, "4, because 2 + 2 = 4", "correct"),  # other numbers beside it: the model decides
+        (SUM, "GPT-4 says 4", "correct"),  # the 4 of GPT-4 is no number of its own
         (LAYERS, "twelve, one per block", "correct"),  # "one" is rarely a count
+        (LAYERS, "12 layers (BERT-large has 24)", "correct"),
         (LAYERS, "24 layers", "incorrect"),
+        (THOUSAND, "1000", "correct"),  # "1,000" is a thousand, not 1.0
     ],
 )
 def test_a_numeric_answer_is_judged_by_its_number(
