@@ -469,9 +469,21 @@ TRAINED_TF = Card(
 )
 
 
+HEALTHY = Card(
+    id="c-healthy",
+    question="What keeps ML systems healthy?",
+    answer="Versioning data and models, monitoring, and automated testing.",
+)
+VERSIONING = Card(
+    id="c-versioning", question="What makes runs reproducible?", answer="Versioning data and models"
+)
+
+
 @pytest.fixture(scope="module")
 def deck_grader() -> OfflineGrader:
-    return OfflineGrader.load(context=[DATA_DRIFT, CONCEPT_DRIFT, TRAINED, TRAINED_TF])
+    return OfflineGrader.load(
+        context=[DATA_DRIFT, CONCEPT_DRIFT, TRAINED, TRAINED_TF, HEALTHY, VERSIONING]
+    )
 
 
 @pytest.mark.parametrize(
@@ -506,6 +518,8 @@ def _outcome(grade: Grade) -> tuple[object, ...]:
         (DATA_DRIFT, "the distribution of the input data shifts over time"),
         (CONCEPT_DRIFT, "how inputs relate to outputs changes over time"),
         (TRAINED_TF, "False, a trained model isn't a product yet"),  # judged by its truth value
+        # one of its own key points, which is also another card's whole answer
+        (HEALTHY, "versioning data and models"),
     ],
 )
 def test_the_deck_leaves_answers_to_their_own_card_alone(

@@ -7,9 +7,11 @@ features into a score, and the verdict follows from the score.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from grader.calibration import (
     CALIBRATION_FILE,
@@ -30,6 +32,9 @@ from grader.offline_features import (
 from grader.offline_scoring import Scored, combine, compute_features, final_score
 from grader.rubric import plain, rubric_for
 from grader.spelling import Respeller
+
+if TYPE_CHECKING:
+    from grader.offline_features import Matrix
 
 QUESTION_COPY_CAP = 0.2
 """Highest score for an answer that only restates the question."""
@@ -116,10 +121,27 @@ class OfflineGrader:
             for (card, _), result, swap in zip(prepared, scored, swaps, strict=True)
         ]
 
+    @functools.cached_property
+    def _context_references(self) -> tuple[list[tuple[str, Card]], Matrix]:
+        """The context cards' references worth confusing with (three content words or more),
+        each once, and their vectors: encoded on first use, then kept."""
+        import numpy as np
+
+        unique = {plain(card.answer): card for card in self._context}
+        others = [
+            (text, card)
+            for text, card in unique.items()
+            if len(content_stems(text)) >= SWAP_MIN_REFERENCE_WORDS
+        ]
+        if not others:
+            return [], np.zeros((0, 384), dtype=np.float32)
+        return others, self._encoder.encode([text for text, _ in others])
+
     def _swaps(
         self, cards: Sequence[Card], prepared: Sequence[tuple[CardText, str]], scored: list[Scored]
     ) -> list[Card | None]:
-        """For each answer, the context card it answers instead of its own, if any."""
+        """For each answer, the context card it answers instead of its own, if any: closer to
+        that card's reference than to anything of its own (reference, key points) by a margin."""
         # a one- or two-word reference ("FALSE", "12 layers") is judged by its own rules, and a
         # definition can only be confused with another when it says something
         answered = [
@@ -129,22 +151,25 @@ class OfflineGrader:
             and result.detail.polarity is None
             and len(content_stems(prepared[i][0].reference)) >= SWAP_MIN_REFERENCE_WORDS
         ]
-        if not self._context or not answered:
-            return [None] * len(cards)
-        others = list({plain(c.answer): c for c in self._context}.items())
-        texts = [scored[i].detail.answer for i in answered] + [
-            prepared[i][0].reference for i in answered
-        ]
-        vectors = self._encoder.encode(texts + [text for text, _ in others])
-        answer_vecs, own_vecs = vectors[: len(answered)], vectors[len(answered) : 2 * len(answered)]
-        similarity = answer_vecs @ vectors[2 * len(answered) :].T
         swaps: list[Card | None] = [None] * len(cards)
+        if not self._context or not answered:
+            return swaps
+        others, other_vecs = self._context_references
+        if not others:
+            return swaps
+        vectors = self._encoder.encode(
+            [scored[i].detail.answer for i in answered]
+            + [prepared[i][0].reference for i in answered]
+        )
+        answer_vecs, own_vecs = vectors[: len(answered)], vectors[len(answered) :]
+        similarity = answer_vecs @ other_vecs.T
         for row, i in enumerate(answered):
-            own = float(answer_vecs[row] @ own_vecs[row])
+            reference = prepared[i][0].reference
+            own = max(float(answer_vecs[row] @ own_vecs[row]), *scored[i].detail.point_cover, 0.0)
             for column in similarity[row].argsort()[::-1]:
                 text, other = others[int(column)]
-                if other.id == cards[i].id or text == prepared[i][0].reference:
-                    continue
+                if other.id == cards[i].id or text.lower() in reference.lower():
+                    continue  # itself, or one of its own points
                 best = float(similarity[row, column])
                 if best >= SWAP_MIN_SIMILARITY and best - own >= SWAP_MARGIN:
                     swaps[i] = other
