@@ -11,6 +11,9 @@ from typing import Any
 import yaml
 
 
+MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
 class DuplicateKeyError(yaml.constructor.ConstructorError):
     """A mapping that gives one key twice; `problem_mark` is the second one."""
 
@@ -19,6 +22,8 @@ class _StrictLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
+            if key_node.tag == MERGE_TAG:  # `<<: *anchor` merges; its keys may be overridden
+                continue
             key = self.construct_object(key_node, deep=True)
             try:
                 first = seen.get(key)

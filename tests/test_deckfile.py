@@ -179,6 +179,20 @@ def test_a_deck_that_would_lose_data_or_crash_is_refused(
     assert path.read_text(encoding="utf-8") == text
 
 
+def test_a_yaml_merge_key_is_no_duplicate(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "name: d\ncards:\n- &first\n  id: a1\n  question: q\n  answer: a\n"
+        "- <<: *first\n  id: a2\n  question: q2\n",
+    )
+    loaded, problems = check_deck(path)
+    assert problems == [] and loaded is not None
+    assert [(c.id, c.question, c.answer) for c in loaded.deck.cards] == [
+        ("a1", "q", "a"),
+        ("a2", "q2", "a"),
+    ]
+
+
 def test_yaml_syntax_error_names_its_line(tmp_path: Path) -> None:
     path = _write(tmp_path, "name: d\ncards:\n- id: a\n  question: [unclosed\n  answer: x\n")
     _, problems = check_deck(path)
