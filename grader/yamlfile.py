@@ -10,7 +10,6 @@ from typing import Any
 
 import yaml
 
-
 MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
