@@ -206,10 +206,8 @@ def key_terms(cards: Sequence[Card]) -> list[str]:
     # Emphasised terms longest first (so "data drift" wins over "data"), then recurring words by
     # how many cards use them. A term in more cards than `too_common` is what the whole deck is
     # about ("MLOps" in an MLOps deck): blanking it asks for nothing, so it is left out too.
-    texts = [f"{c.question} {c.answer} {c.footnote or ''}" for c in cards]
-    specific = [
-        t for t in terms if sum(bool(_term_pattern(t).search(x)) for x in texts) <= too_common
-    ]
+    in_cards = _cards_with(terms, [f"{c.question} {c.answer} {c.footnote or ''}" for c in cards])
+    specific = [t for t in terms if in_cards[t.lower()] <= too_common]
     ranked = sorted(specific, key=lambda t: (-len(t.split()), -len(t))) + frequent
     unique: dict[str, str] = {}
     for term in ranked:
@@ -219,20 +217,33 @@ def key_terms(cards: Sequence[Card]) -> list[str]:
     return list(unique.values())
 
 
+def _cards_with(terms: Sequence[str], texts: Sequence[str]) -> Counter[str]:
+    """How many of `texts` mention each term (lower-cased), in one pass over each text: a
+    pattern per term and text was quadratic, 71 s on a 2,000-card deck."""
+    unique = sorted({t.lower() for t in terms if t.strip()}, key=len, reverse=True)
+    counts: Counter[str] = Counter()
+    if not unique:
+        return counts
+    alternation = "|".join(re.escape(t) for t in unique)
+    pattern = re.compile(rf"(?<![\w-])(?:{alternation})(?![\w-])", re.IGNORECASE)
+    for text in texts:
+        counts.update({match.lower() for match in pattern.findall(text)})
+    return counts
+
+
 def _term_pattern(term: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w-]){re.escape(term)}(?![\w-])", re.IGNORECASE)
 
 
 def cloze(cards: Sequence[Card], make_id: Callable[[], str], now: str) -> list[CardProposal]:
     """One cloze per footnote: the deck's longest key term in it, blanked everywhere it occurs."""
-    terms = key_terms(cards)
+    patterns = [(term, _term_pattern(term)) for term in key_terms(cards)]
     out: list[CardProposal] = []
     for card in cards:
         if not card.footnote:
             continue
         footnote = plain(card.footnote)
-        for term in terms:
-            pattern = _term_pattern(term)
+        for term, pattern in patterns:
             match = pattern.search(footnote)
             if match is None:
                 continue
