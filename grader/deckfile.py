@@ -190,6 +190,7 @@ def _card_mapping(card: Card) -> dict[str, Any]:
         "rubric",
         "rubric_source",
         "rubric_answer",
+        "rubric_fingerprint",
     ]
     ordered = {key: data[key] for key in order if key in data}
     ordered.update({k: v for k, v in data.items() if k not in ordered})

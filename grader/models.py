@@ -84,17 +84,19 @@ class Card(Strict):
     rubric_source: RubricSource | None = None
     """Who wrote the stored rubric."""
     rubric_answer: str | None = None
-    """`answer_fingerprint` of the answer the stored rubric was made from (set by `grader
-    rubric`); when the answer has changed since, the rubric is stale and not used."""
+    """`fingerprint` of the answer the stored rubric was made from (set by `grader rubric`)."""
+    rubric_fingerprint: str | None = None
+    """`fingerprint` of the stored rubric's points as `grader rubric` wrote them."""
     provenance: Provenance | None = None
     """Where the card came from."""
 
     def rubric_is_stale(self) -> bool:
-        """True when the stored rubric was made for an earlier version of the answer."""
-        return bool(self.rubric) and self.rubric_answer not in (
-            None,
-            answer_fingerprint(self.answer),
-        )
+        """True when the answer changed after `grader rubric` made the stored rubric and the
+        rubric was left as it was; a rubric edited since (by hand) is the author's, never stale."""
+        if not self.rubric or self.rubric_answer is None:
+            return False
+        untouched = self.rubric_fingerprint in (None, fingerprint("\n".join(self.rubric)))
+        return untouched and self.rubric_answer != fingerprint(self.answer)
 
     @field_validator("id")
     @classmethod
@@ -299,11 +301,11 @@ class EvalRecord(BaseModel):
         return self.score / self.score_max
 
 
-def answer_fingerprint(answer: str) -> str:
-    """A short hash of a reference answer (first 12 hex of its SHA-256), stored with a rubric."""
+def fingerprint(text: str) -> str:
+    """A short hash (first 12 hex of the SHA-256) of an answer or a rubric, stored with it."""
     import hashlib
 
-    return hashlib.sha256(answer.encode("utf-8")).hexdigest()[:12]
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 def utc_now_iso(now: datetime | None = None) -> str:

@@ -22,7 +22,7 @@ import grader.cli.grade as grade_cli
 from grader.cli import app
 from grader.deckfile import load_deck, save_deck
 from grader.llm.callog import CallLog
-from grader.models import Card, Deck, answer_fingerprint, verdict_for_score
+from grader.models import Card, Deck, fingerprint, verdict_for_score
 from grader.rubric import rubric_for
 from grader.testing.openai_server import LoopbackOpenAIServer, Reply, wait_until
 
@@ -185,7 +185,7 @@ def test_a_rubric_for_an_earlier_answer_is_noted_not_used_and_refreshed(deck: Pa
     assert invoke("rubric", str(deck), "--heuristic").exit_code == 0
     loaded = load_deck(deck).deck
     first = loaded.cards[0]
-    assert first.rubric_answer == answer_fingerprint(first.answer)
+    assert first.rubric_answer == fingerprint(first.answer)
     edited = first.model_copy(update={"answer": "Planning, building, and running."})
     save_deck(deck, loaded.model_copy(update={"cards": [edited, *loaded.cards[1:]]}))
 
@@ -202,6 +202,17 @@ def test_a_rubric_for_an_earlier_answer_is_noted_not_used_and_refreshed(deck: Pa
     card = load_deck(deck).deck.cards[0]
     assert card.rubric == ["Planning", "building", "running"] and not card.rubric_is_stale()
     assert invoke("deck", "check", str(deck)).stderr == ""
+
+    # an author who edits the answer and fixes the rubric by hand keeps that rubric
+    loaded = load_deck(deck).deck
+    authored = loaded.cards[0].model_copy(
+        update={"answer": "Plan, build, run, retire.", "rubric": ["Plan", "Build", "Run", "Retire"]}
+    )
+    save_deck(deck, loaded.model_copy(update={"cards": [authored, *loaded.cards[1:]]}))
+    assert invoke("deck", "check", str(deck)).stderr == ""
+    assert rubric_for(load_deck(deck).deck.cards[0]) == ["Plan", "Build", "Run", "Retire"]
+    again = invoke("rubric", str(deck), "--heuristic", "--json")
+    assert json.loads(again.stdout)["data"]["updated"] == []
 
 
 def test_rubric_by_llm_is_stored_and_used_for_grading(

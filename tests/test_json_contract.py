@@ -29,6 +29,7 @@ CARD_KEYS = {
     "rubric",
     "rubric_source",
     "rubric_answer",
+    "rubric_fingerprint",
     "provenance",
 }
 IMPORT_KEYS = {

@@ -12,7 +12,7 @@ from grader.errors import LLMError
 from grader.llm.adapter import StructuredLLM
 from grader.llm.prompts import PromptTemplate, load_prompt
 from grader.llm.schemas import RubricResponse
-from grader.models import Card, Deck, Usage, answer_fingerprint
+from grader.models import Card, Deck, Usage, fingerprint
 from grader.rubric import derive_key_points
 
 PROMPT_NAME = "rubric"
@@ -110,7 +110,8 @@ def apply_rubrics(deck: Deck, outcomes: Sequence[RubricOutcome]) -> tuple[Deck, 
                 update={
                     "rubric": outcome.key_points,
                     "rubric_source": outcome.source,
-                    "rubric_answer": answer_fingerprint(card.answer),
+                    "rubric_answer": fingerprint(card.answer),
+                    "rubric_fingerprint": fingerprint("\n".join(outcome.key_points)),
                 }
             )
         )
