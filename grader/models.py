@@ -276,9 +276,9 @@ class EvalRecord(BaseModel):
     question: str
     reference_answer: str
     student_answer: str
-    score: float = Field(strict=True)
-    """Human grade on its native scale (a number: `true` or `"3"` are refused)."""
-    score_max: float = Field(gt=0, strict=True)
+    score: float = Field(strict=True, allow_inf_nan=False)
+    """Human grade on its native scale (a finite number: `true`, `"3"`, `NaN` are refused)."""
+    score_max: float = Field(gt=0, strict=True, allow_inf_nan=False)
     id: str | None = None
     footnote: str | None = None
     label: str | None = None

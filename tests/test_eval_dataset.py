@@ -46,6 +46,7 @@ def test_bad_lines_reported_and_skipped(tmp_path: Path) -> None:
         record(8, "z", -1),
         record(9, "z", True),
         record(10, "z", "3"),  # type: ignore[arg-type]
+        {**record(11, "z", 1), "score_max": float("inf")},
     ]
     path = write_dataset(tmp_path / "d.jsonl", rows)
     loaded = load_datasets([path])
@@ -59,8 +60,9 @@ def test_bad_lines_reported_and_skipped(tmp_path: Path) -> None:
         f"{path}:8: score -1 is outside 0..score_max (4); {SKEW}",
         f"{path}:9: field 'score': Input should be a valid number",
         f"{path}:10: field 'score': Input should be a valid number",
+        f"{path}:11: field 'score_max': Input should be a finite number",
     ]
-    assert loaded.files[0].skipped == 8
+    assert loaded.files[0].skipped == 9
 
 
 def test_strict_fails_on_first_bad_line(tmp_path: Path) -> None:
