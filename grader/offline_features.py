@@ -350,22 +350,45 @@ def _number_value(text: str) -> float:
     return float(text.replace(",", "."))
 
 
+_FRACTION = re.compile(r"(?<![\w.,/-])(-?\d+)\s*/\s*(\d+)(?![\w/])")
+_SPACED_THOUSANDS = re.compile(r"(?<![\w.,])(\d{1,3})((?:[ \u00a0\u202f]\d{3})+)(?![\w.,])")
+
+
+def _plain_numbers(text: str) -> str:
+    """`text` with numbers in one spelling: a Unicode minus as "-", "1 000" as "1000", a
+    fraction "1/2" as "0.5"."""
+    text = text.replace("\u2212", "-")
+    text = _SPACED_THOUSANDS.sub(lambda m: m.group(1) + re.sub(r"\D", "", m.group(2)), text)
+    return _FRACTION.sub(
+        lambda m: str(int(m.group(1)) / int(m.group(2))) if int(m.group(2)) else m.group(0), text
+    )
+
+
+def _matches(given: float, expected: float, decimals: int) -> bool:
+    """The same number, or a more precise one that rounds to it ("3.14159" for "3.14")."""
+    return given == expected or (decimals > 0 and round(given, decimals) == expected)
+
+
 def _numeric(reference: str, answer: str) -> str | None:
     """For a reference that is one number (with at most a unit): "same" when the answer gives
     that number and no other, "flipped" when it gives numbers but never that one or hedges ("4
     or 7"); None (left to the model) when it gives that number among others ("4, because 2 + 2
     = 4"). Numbers are digits, or words from two to twenty and the tens."""
-    match = _NUMERIC_REFERENCE.match(reference)
+    match = _NUMERIC_REFERENCE.match(_plain_numbers(reference))
     if match is None:
         return None
+    answer = _plain_numbers(answer)
     given = {_number_value(n) for n in _NUMBER.findall(answer)}
     given |= {float(_NUMBER_WORDS[w]) for w in _WORD.findall(answer.lower()) if w in _NUMBER_WORDS}
     if not given:
         return None
-    expected = _number_value(match.group("number"))
-    if given == {expected}:
+    number = match.group("number")
+    expected = _number_value(number)
+    decimals = len(re.split(r"[.,]", number)[1]) if re.search(r"[.,]\d+$", number) else 0
+    hits = {g for g in given if _matches(g, expected, decimals)}
+    if hits == given:
         return "same"
-    if expected not in given or _HEDGE.search(answer):
+    if not hits or _HEDGE.search(answer):
         return "flipped"
     return None
 

@@ -179,3 +179,46 @@ def test_the_eval_loader_reads_every_line_strictly() -> None:
     loaded = dataset.load_datasets([SEED_RESPONSES], strict=True)
     assert loaded.problems == []
     assert len(loaded.items) == len(_rows())
+
+
+def test_a_dataset_without_decks_grades_each_response_on_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two references to one question are no deck: the offline grader must not cap a correct
+    answer as 'meant for another card' because the other reference is closer."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from grader.cli import app
+
+    monkeypatch.setenv("GRADER_HOME", str(tmp_path / "home"))
+    q = "Explain why you got a voltage reading of 1.5 for terminal 1 and the positive terminal."
+    rows = [
+        {
+            "id": "a",
+            "question": q,
+            "reference_answer": "Terminal 1 and the positive terminal are separated by the gap",
+            "student_answer": "Terminal 1 is not connected to the positive terminal.",
+            "score": 1,
+            "score_max": 1,
+        },
+        {
+            "id": "b",
+            "question": q,
+            "reference_answer": "Terminal 1 is not connected to the positive terminal",
+            "student_answer": "the gap",
+            "score": 1,
+            "score_max": 1,
+        },
+    ]
+    data = tmp_path / "two.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "p.jsonl"
+    result = CliRunner().invoke(
+        app, ["eval", str(data), "--grader", "offline", "--no-report", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.stderr
+    first = json.loads(out.read_text(encoding="utf-8").splitlines()[0])
+    assert first["verdict"] == "correct"
+    assert not any("another card" in m for m in first["grade"]["misconceptions"])

@@ -233,6 +233,9 @@ def test_words_every_point_shares_cover_no_point(grader: OfflineGrader) -> None:
 SUM = Card(id="c-sum", question="What is 2 + 2?", answer="4")
 LAYERS = Card(id="c-layers", question="How many encoder layers has BERT-base?", answer="12 layers")
 THOUSAND = Card(id="c-k", question="How many grams are in a kilogram?", answer="1,000")
+HALF = Card(id="c-half", question="What is the probability of heads?", answer="0.5")
+PI = Card(id="c-pi", question="What is pi to two decimals?", answer="3.14")
+MINUS = Card(id="c-minus", question="What is 2 - 3?", answer="-1")
 
 
 @pytest.mark.parametrize(
@@ -248,6 +251,11 @@ THOUSAND = Card(id="c-k", question="How many grams are in a kilogram?", answer="
         (LAYERS, "12 layers (BERT-large has 24)", "correct"),
         (LAYERS, "24 layers", "incorrect"),
         (THOUSAND, "1000", "correct"),  # "1,000" is a thousand, not 1.0
+        (THOUSAND, "1 000", "correct"),
+        (HALF, "1/2", "correct"),
+        (HALF, "0,5", "correct"),  # a comma before other than three digits is a decimal comma
+        (PI, "3.14159", "correct"),  # more precise, rounds to the reference
+        (MINUS, "\u22121", "correct"),  # a Unicode minus sign
     ],
 )
 def test_a_numeric_answer_is_judged_by_its_number(
@@ -479,10 +487,25 @@ VERSIONING = Card(
 )
 
 
+DATA_DRIFT_TOO = Card(
+    id="c-data-drift-2",
+    question=DATA_DRIFT.question,
+    answer="The relationship between inputs and outputs changes over time, so it drifts.",
+)
+
+
 @pytest.fixture(scope="module")
 def deck_grader() -> OfflineGrader:
     return OfflineGrader.load(
-        context=[DATA_DRIFT, CONCEPT_DRIFT, TRAINED, TRAINED_TF, HEALTHY, VERSIONING]
+        context=[
+            DATA_DRIFT,
+            CONCEPT_DRIFT,
+            TRAINED,
+            TRAINED_TF,
+            HEALTHY,
+            VERSIONING,
+            DATA_DRIFT_TOO,
+        ]
     )
 
 
@@ -520,6 +543,8 @@ def _outcome(grade: Grade) -> tuple[object, ...]:
         (TRAINED_TF, "False, a trained model isn't a product yet"),  # judged by its truth value
         # one of its own key points, which is also another card's whole answer
         (HEALTHY, "versioning data and models"),
+        # another reference to the same question is no other card
+        (DATA_DRIFT_TOO, "the relationship between inputs and outputs changes over time"),
     ],
 )
 def test_the_deck_leaves_answers_to_their_own_card_alone(

@@ -173,8 +173,11 @@ def run_eval(
     for problem in loaded.problems:
         notice(f"skipped {problem}")
 
-    # every question of the run is the deck an answer may confuse its own card with
-    cards = list({card.id: card for card in (card_for(i.record) for i in loaded.items)}.values())
+    # Responses that name their deck (a `deck` field, as the seed evals do) are graded with that
+    # deck's other cards as context, as in practice. A dataset without decks gets none: its
+    # questions are no deck, and one question may come with several references.
+    decked = [card_for(i.record) for i in loaded.items if (i.record.model_extra or {}).get("deck")]
+    cards = list({card.id: card for card in decked}.values())
     grader = factory.make_grader(choice, settings, home, notice, context=cards)  # type: ignore[arg-type]
     kind = str(getattr(grader, "kind", "fake"))
     if request.batch and kind != "llm":

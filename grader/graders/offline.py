@@ -168,8 +168,9 @@ class OfflineGrader:
             own = max(float(answer_vecs[row] @ own_vecs[row]), *scored[i].detail.point_cover, 0.0)
             for column in similarity[row].argsort()[::-1]:
                 text, other = others[int(column)]
-                if other.id == cards[i].id or text.lower() in reference.lower():
-                    continue  # itself, or one of its own points
+                same_question = plain(other.question).lower() == plain(cards[i].question).lower()
+                if other.id == cards[i].id or same_question or text.lower() in reference.lower():
+                    continue  # itself (or another reference to its question), or its own point
                 best = float(similarity[row, column])
                 if best >= SWAP_MIN_SIMILARITY and best - own >= SWAP_MARGIN:
                     swaps[i] = other
