@@ -101,19 +101,30 @@ def _enumeration(clause: str) -> list[str]:
     else `[clause]`. Commas inside parentheses are not separators: "(web app, backend, etc.)"
     gives examples, not claims. Items joined by "or" are alternatives, any one of which answers,
     so they stay one claim ("They lack monitoring, robust pipelines, or stakeholder alignment")."""
-    outside = _PARENTHESISED.sub(lambda m: "\0" * len(m.group(0)), clause)
+    outside = _outside_parentheses(clause)
     if outside.count(",") < 2 or _LAST_ITEM_BY_OR.search(outside):
         return [clause]
-    parts: list[str] = []
-    start = 0
-    for match in _ENUM_SPLIT.finditer(outside):
-        parts.append(clause[start : match.start()])
-        start = match.end()
-    parts.append(clause[start:])
-    items = [p.strip(" .") for p in parts if p.strip(" .")]
+    items = [p for p in _enumerated(clause, outside) if p]
     if all(len(p.split()) <= _MAX_ENUM_ITEM_WORDS for p in items[1:]):
         return items
     return [clause]
+
+
+def _outside_parentheses(text: str) -> str:
+    """`text` with parenthesised spans blanked (same length), so their commas split nothing."""
+    return _PARENTHESISED.sub(lambda m: "\0" * len(m.group(0)), text)
+
+
+def _enumerated(text: str, outside: str) -> list[str]:
+    """`text` cut at the enumeration separators found in `outside` (see _outside_parentheses),
+    each part stripped of spaces and full stops."""
+    parts: list[str] = []
+    start = 0
+    for match in _ENUM_SPLIT.finditer(outside):
+        parts.append(text[start : match.start()])
+        start = match.end()
+    parts.append(text[start:])
+    return [p.strip(" .") for p in parts]
 
 
 class Alternative(NamedTuple):
@@ -130,16 +141,10 @@ def _or_list(point: str) -> list[Alternative]:
     before the first item (all but the first part's last word) lead every item. Three or more
     short items, ", or" before the last (without that comma, "no flow control, no connect or
     disconnect" would read as alternatives); else []."""
-    outside = _PARENTHESISED.sub(lambda m: "\0" * len(m.group(0)), point)
+    outside = _outside_parentheses(point)
     if outside.count(",") < 2 or not _OXFORD_OR.search(outside):
         return []
-    parts: list[str] = []
-    start = 0
-    for match in _ENUM_SPLIT.finditer(outside):
-        parts.append(point[start : match.start()])
-        start = match.end()
-    parts.append(point[start:])
-    items = [p.strip(" .") for p in parts]
+    items = _enumerated(point, outside)
     if not all(items) or not all(len(p.split()) <= _MAX_ENUM_ITEM_WORDS for p in items[1:]):
         return []
     *lead, first = items[0].split()
