@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
 
 class GraderError(Exception):
     """A failure the user can act on; its message is shown as one line, without a traceback."""
@@ -41,3 +46,11 @@ class ModelNotInstalledError(GraderError):
 
 class LLMError(GraderError):
     """The LLM endpoint failed after retries, or its output never validated."""
+
+
+def first_error(exc: ValidationError, whole: str) -> tuple[str, str]:
+    """The first error of a validation as (the field's dotted path, or `whole` when the check is
+    on the model itself; the validator's own message without pydantic's "Value error, ")."""
+    error = exc.errors()[0]
+    field = ".".join(str(part) for part in error["loc"]) or whole
+    return field, str(error.get("ctx", {}).get("error", error["msg"]))

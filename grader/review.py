@@ -19,7 +19,7 @@ from pydantic import Field, ValidationError
 
 from grader import yamlfile
 from grader.deckfile import load_deck, save_deck
-from grader.errors import InputError
+from grader.errors import InputError, first_error
 from grader.expand.checks import CheckLimits, Encoder, Prior, run_checks
 from grader.expand.proposals import (
     ProposalSet,
@@ -154,9 +154,7 @@ def approve(
             try:
                 card = card_from_proposal(proposal, deck, reviewer, stamp)
             except ValidationError as exc:  # nothing is written: the deck is saved below
-                error = exc.errors()[0]
-                field = ".".join(str(part) for part in error["loc"]) or "card"
-                message = str(error.get("ctx", {}).get("error", error["msg"]))
+                field, message = first_error(exc, "card")
                 raise InputError(
                     f"proposal {proposal.id} cannot become a card: {field}: {message}",
                     path=proposals_path(deck_path),

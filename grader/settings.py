@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from grader.errors import ConfigError
+from grader.errors import ConfigError, first_error
 
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
 CONFIG_FILE = "config.toml"
@@ -145,7 +145,5 @@ def resolve_settings(
     try:
         return Settings.model_validate(merged)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        field = ".".join(str(part) for part in error["loc"]) or "settings"
-        message = str(error.get("ctx", {}).get("error", error["msg"]))
+        field, message = first_error(exc, "settings")
         raise ConfigError(f"setting {field}: {message}") from None

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from grader.errors import InputError
+from grader.errors import InputError, first_error
 from grader.models import Card, EvalRecord
 
 
@@ -74,7 +74,7 @@ def _validation_message(exc: ValidationError) -> str:
     if first["type"] == "missing":
         return f"missing required field {where!r}"
     if not where:  # a check across fields states its own fields
-        return str(first.get("ctx", {}).get("error", first["msg"]))
+        return first_error(exc, "record")[1]
     return f"field {where!r}: {first['msg']}"
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError
 
 from grader.deckfile import load_deck, save_deck
-from grader.errors import InputError
+from grader.errors import InputError, first_error
 from grader.importers import parse_file
 from grader.importers.base import ParseResult, Skipped, normalise_question
 from grader.models import Card, Deck, Provenance, Strict, new_card_id, utc_now_iso
@@ -95,9 +95,7 @@ def merge(
                 ),
             )
         except ValidationError as exc:  # an id with a space, a tag that is no token, ...
-            error = exc.errors()[0]
-            field = ".".join(str(part) for part in error["loc"]) or "card"
-            message = str(error.get("ctx", {}).get("error", error["msg"]))
+            field, message = first_error(exc, "card")
             raise InputError(f"{field}: {message}", path=source, line=item.line) from None
         cards.append(card)
         used_ids.add(card_id)
