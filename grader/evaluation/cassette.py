@@ -29,23 +29,27 @@ def scrubbed_response(response: dict[str, Any], secret: str | None) -> dict[str,
     may echo it: "Incorrect API key provided: sk-…")."""
     response["headers"] = {}
     body = response.get("body") or {}
-    text = body.get("string")
-    if secret and isinstance(text, bytes) and secret.encode() in text:
-        body["string"] = text.replace(secret.encode(), b"***")
-    elif secret and isinstance(text, str) and secret in text:
-        body["string"] = text.replace(secret, "***")
+    if "string" in body:
+        body["string"] = _without(body["string"], secret)
     return response
 
 
 def scrubbed_request(request: Any, secret: str | None) -> Any:
     """A vcrpy request as it may be stored: the API key nowhere in its body (a re-ask sends back
     the model's previous answer, which may hold what the server echoed)."""
-    body = request.body
-    if secret and isinstance(body, bytes) and secret.encode() in body:
-        request.body = body.replace(secret.encode(), b"***")
-    elif secret and isinstance(body, str) and secret in body:
-        request.body = body.replace(secret, "***")
+    request.body = _without(request.body, secret)
     return request
+
+
+def _without(body: Any, secret: str | None) -> Any:
+    """`body` (bytes or text) with `secret` replaced by ***; anything else as it is."""
+    if not secret:
+        return body
+    if isinstance(body, bytes):
+        return body.replace(secret.encode(), b"***")
+    if isinstance(body, str):
+        return body.replace(secret, "***")
+    return body
 
 
 @contextlib.contextmanager
