@@ -12,6 +12,16 @@ from grader.cli import app
 REPO = Path(__file__).resolve().parent.parent
 DECK = str(REPO / "decks" / "mlops-foundations.yaml")
 EVAL = str(REPO / "evals" / "injection.jsonl")
+LLM_GRADE = [
+    "grade",
+    DECK,
+    "ce5f5e35bab",
+    "x",
+    "--grader",
+    "llm",
+    "--base-url",
+    "http://127.0.0.1:9/v1",
+]
 
 
 @pytest.mark.parametrize(
@@ -19,16 +29,7 @@ EVAL = str(REPO / "evals" / "injection.jsonl")
     [
         ["stats", DECK],
         ["practice", DECK, "--grader", "offline"],
-        [
-            "grade",
-            DECK,
-            "ce5f5e35bab",
-            "x",
-            "--grader",
-            "llm",
-            "--base-url",
-            "http://127.0.0.1:9/v1",
-        ],
+        LLM_GRADE,
     ],
 )
 def test_a_file_as_grader_home(
@@ -62,16 +63,7 @@ def test_a_corrupt_call_log_is_one_line(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setenv("GRADER_HOME", str(home))
     result = CliRunner().invoke(
         app,
-        [
-            "grade",
-            DECK,
-            "ce5f5e35bab",
-            "x",
-            "--grader",
-            "llm",
-            "--base-url",
-            "http://127.0.0.1:9/v1",
-        ],
+        LLM_GRADE,
     )
     assert result.exit_code == 1
     assert result.stderr.strip() == (
