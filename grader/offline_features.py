@@ -59,6 +59,43 @@ _NEGATION = re.compile(
     + r")\b|n't\b"
 )
 """Negation, apostrophes optional: answers typed in a terminal often write "dont" and "isnt"."""
+_NEGATIVE_SENSE = frozenset(
+    [
+        "bad",
+        "poor",
+        "poorly",
+        "weak",
+        "missing",
+        "absent",
+        "insufficient",
+        "inadequate",
+        "differ",
+        "differs",
+        "differed",
+        "different",
+        "unseen",
+        "fail",
+        "fails",
+        "failed",
+        "failing",
+        "broken",
+        "unreliable",
+        "lacking",
+        "zero",
+        "few",
+        "fewer",
+        "less",
+        "unknown",
+        "unclear",
+        "misaligned",
+        "unaligned",
+        "lost",
+        "outdated",
+        "stale",
+    ]
+)
+"""Words that carry a negation's sense without one: "bad pipelines" does not drop the negation
+of "They lack robust pipelines" (no message; the feature `neg_mismatch` is unchanged)."""
 _NOT_ONLY = re.compile(r"\bnot\s+(?:just|only|merely|simply|solely)\b")
 """Not a negation: "systems, not just models" affirms the models and adds the systems."""
 _NEGATION_WORDS = frozenset(
@@ -86,6 +123,10 @@ share of the reference's words recur. Measured on the training data: 34% of such
 graded correct, against 49% overall; looser overlap rules were no signal at all."""
 _MAX_CHUNKS = 12
 POINT_MIN_COVER = 0.6
+_LIST_ITEM_WORDS = 3
+"""Key points of at most this many content words are list items ("Test models"), whose words an
+answer naming a sibling item can borrow; longer points are claims that share words freely."""
+_UNIVERSAL = frozenset({"all", "every", "everything", "each", "whole", "entire", "entirely"})
 """A key point no part of the answer matches this closely (cosine), sharing no word with it
 either, is not covered, whatever the model says: single-word points are outside the training
 data and the model's probability for them sits mid-range."""
@@ -194,6 +235,8 @@ class CardText:
     reference: str
     footnote: str
     points: tuple[str, ...]
+    listed: bool = False
+    """The reference is a bulleted list, and its items are the points."""
 
 
 @dataclass
@@ -293,6 +336,7 @@ def card_text(question: str, answer: str, footnote: str | None, points: Sequence
         reference=reference,
         footnote=plain(footnote or ""),
         points=tuple(points) or (reference,),
+        listed=bool(items) and tuple(points) == tuple(items),
     )
 
 
@@ -323,6 +367,14 @@ def _antonym_flips(reference: frozenset[str], answer: frozenset[str]) -> list[tu
 
 
 _POLAR = {"true": "false", "false": "true", "yes": "no", "no": "yes"}
+_SAYS = {
+    "true": {"true", "yes", "yep", "correct", "right"},
+    "false": {"false", "no", "nope", "wrong", "incorrect", "untrue"},
+    "yes": {"yes", "yep", "true", "correct"},
+    "no": {"no", "nope", "false"},
+}
+"""What a one-word answer means when the reference is one of `_POLAR`: "nope" is FALSE."""
+_FIRST_WORD_ALONE = re.compile(r"\s*(\w+)\s*(?:[,.;:!]|$)")
 
 
 _NUMBER = re.compile(r"(?<![\w.,-])-?\d+(?:,\d{3})*(?:[.,]\d+)?(?![\w-])")
@@ -403,7 +455,15 @@ def _polarity(reference: str, answer: str) -> str | None:
         return None
     if given[0] == expected[0]:
         return "same"
-    return "flipped" if given[0] == _POLAR[expected[0]] else None
+    if given[0] == _POLAR[expected[0]]:
+        return "flipped"
+    # a synonym counts only standing alone ("nope", "no, it is not"): "no idea" is no answer
+    alone = _FIRST_WORD_ALONE.match(answer.lower())
+    if alone is None:
+        return None
+    if alone.group(1) in _SAYS[expected[0]]:
+        return "same"
+    return "flipped" if alone.group(1) in _SAYS[_POLAR[expected[0]]] else None
 
 
 def _surface(stem_: str, text: str) -> str:
@@ -499,6 +559,32 @@ def _negated_point(card: CardText, detail: AnswerDetail, neg_answer: bool) -> st
     return max(candidates)[1] if candidates else None
 
 
+def _borrowed_words(
+    point_stems: Sequence[frozenset[str]], answer_set: frozenset[str], answer: str
+) -> list[frozenset[str]]:
+    """Per short list item that has a word of its own but is not named by it, the words the answer
+    spends on sibling points instead: the words of each sibling the answer names by a word only
+    that sibling has. "models" in "get data and train models" belongs to Train models (named by
+    "train"), so it does not cover Test models. A point with no word of its own ("Data
+    understanding" beside "Business understanding" and "Data preparation") borrows nothing, and
+    an answer about everything ("everything is manual") lends nothing: it speaks of each point
+    that shares its word ("Test manually")."""
+    if len(point_stems) < 2 or not _UNIVERSAL.isdisjoint(_WORD.findall(answer.lower())):
+        return [frozenset()] * len(point_stems)
+    distinct = [
+        stems - frozenset().union(*(s for j, s in enumerate(point_stems) if j != k))
+        for k, stems in enumerate(point_stems)
+    ]
+    short = [len(stems) <= _LIST_ITEM_WORDS for stems in point_stems]
+    named = [short[k] and bool(words & answer_set) for k, words in enumerate(distinct)]
+    return [
+        frozenset().union(*(s for j, s in enumerate(point_stems) if j != k and named[j]))
+        if short[k] and distinct[k] and not named[k]
+        else frozenset()
+        for k in range(len(point_stems))
+    ]
+
+
 def _empty_features() -> list[float]:
     values = dict.fromkeys(FEATURE_NAMES, 0.0)
     values["log_len_ratio"] = -3.0
@@ -543,9 +629,14 @@ def _features_for(
     own_words: list[float] = []
     point_stems = [_text_facts(point)[1] for point in card.points]
     shared = frozenset.intersection(*point_stems) if len(point_stems) > 1 else frozenset()
-    for stems in point_stems:
+    borrowed = (
+        _borrowed_words(point_stems, answer_set, answer)
+        if card.listed
+        else [frozenset()] * len(point_stems)
+    )
+    for k, stems in enumerate(point_stems):
         lexical.append(len(stems & answer_set) / len(stems) if stems else 0.0)
-        own = stems - shared or stems
+        own = (stems - shared or stems) - borrowed[k]
         own_words.append(len(own & answer_set) / len(own) if own else 0.0)
     detail.point_lexical = lexical
     detail.point_own_words = own_words
@@ -565,7 +656,10 @@ def _features_for(
     detail.polarity = _polarity(card.reference, answer)
 
     neg_mismatch = float(neg_answer != neg_reference)
-    if neg_mismatch:
+    says_it_otherwise = not neg_answer and not _NEGATIVE_SENSE.isdisjoint(
+        _WORD.findall(answer.lower())
+    )
+    if neg_mismatch and not says_it_otherwise:
         negated = _negated_point(card, detail, neg_answer)
         if negated is not None:
             detail.contradictions.append(

@@ -230,6 +230,84 @@ def test_words_every_point_shares_cover_no_point(grader: OfflineGrader) -> None:
     assert [p.status for p in two.key_points] == ["hit", "hit", "missed", "missed"]
 
 
+LIFECYCLE = Card(
+    id="c-cycle",
+    question="What is the real ML life cycle in MLOps?",
+    answer="- Define business goal\n- Get data\n- Train models\n- Test models\n- Deploy model\n"
+    "- Monitor model\n- Retrain / fix\n- Repeat",
+)
+LEVEL0 = Card(
+    id="c-level0",
+    question="What is Level 0 in MLOps maturity?",
+    answer="- No MLOps\n- Everything is manual\n- Train manually\n- Test manually\n"
+    "- Deploy manually\n- No monitoring",
+)
+
+
+def test_a_word_a_sibling_point_also_uses_does_not_cover_a_point(grader: OfflineGrader) -> None:
+    """ "models" is Train models' word as much as Test models': naming two steps is two steps."""
+    grade = _grade(grader, LIFECYCLE, "get data and train models")
+    hits = [p.point for p in grade.key_points if p.status == "hit"]
+    assert hits == ["Get data", "Train models"]
+    assert all(p.status == "missed" for p in grade.key_points if p.point not in hits)
+
+
+def test_an_answer_about_everything_covers_each_point_sharing_its_word(
+    grader: OfflineGrader,
+) -> None:
+    grade = _grade(grader, LEVEL0, "everything is manual")
+    statuses = {p.point: p.status for p in grade.key_points}
+    assert statuses["Everything is manual"] == "hit"
+    assert statuses["Train manually"] != "missed"
+    assert statuses["No monitoring"] == "missed"
+
+
+TRUE_FALSE = Card(
+    id="c-tf",
+    question="True or false: you deploy the model alone, not the system around it.",
+    answer="FALSE",
+)
+
+
+@pytest.mark.parametrize(
+    ("answer", "verdict"),
+    [("nope", "correct"), ("No, the whole system.", "correct"), ("yes", "incorrect")],
+)
+def test_a_true_false_card_takes_a_synonym_standing_alone(
+    grader: OfflineGrader, answer: str, verdict: str
+) -> None:
+    assert _grade(grader, TRUE_FALSE, answer).verdict == verdict
+
+
+def test_no_idea_is_not_a_no(grader: OfflineGrader) -> None:
+    assert _grade(grader, TRUE_FALSE, "no idea").verdict == "incorrect"
+
+
+ANOMALIES = Card(
+    id="c-anomalies",
+    question="What is an outlier in production data?",
+    answer="Sudden anomalies or shifts in data not seen during training.",
+)
+
+
+def test_partial_feedback_on_one_point_counts_no_points(grader: OfflineGrader) -> None:
+    grade = _grade(grader, ANOMALIES, "when production data differs from the training data")
+    assert grade.verdict == "partial"
+    assert grade.feedback.startswith("Partly right. Say more about: Sudden anomalies")
+    assert "0 of 1" not in grade.feedback
+    assert grade.misconceptions == []  # "differs" says what "not seen" says: no dropped negation
+
+
+def test_correct_answer_with_a_point_in_part_is_asked_for_precision(
+    grader: OfflineGrader,
+) -> None:
+    grade = _grade(grader, PHASES, "design, development, operations")
+    assert [p.status for p in grade.key_points] == ["hit", "partial", "hit"]
+    assert grade.feedback == (
+        "Correct. For a complete answer, be more precise about: Model Development."
+    )
+
+
 SUM = Card(id="c-sum", question="What is 2 + 2?", answer="4")
 LAYERS = Card(id="c-layers", question="How many encoder layers has BERT-base?", answer="12 layers")
 THOUSAND = Card(id="c-k", question="How many grams are in a kilogram?", answer="1,000")

@@ -245,7 +245,8 @@ def _feedback(
 ) -> str:
     """One to three sentences for the learner, built from the rubric only (never from the
     learner's own text)."""
-    missed = [p.point for p in points if p.status != "hit"]
+    missed = [p.point for p in points if p.status == "missed"]
+    in_part = [p.point for p in points if p.status == "partial"]
     hit = [p for p in points if p.status == "hit"]
     sentences: list[str] = []
     if not detail.answer:
@@ -255,17 +256,20 @@ def _feedback(
         sentences.append(f"The key idea: {points[0].point}." if points else "")
     elif verdict == "correct":
         sentences.append("Correct.")
-        sentences.append(
-            f"For a complete answer, also mention: {missed[0]}."
-            if missed
-            else "You covered the key points."
-        )
+        if missed:
+            sentences.append(f"For a complete answer, also mention: {missed[0]}.")
+        elif in_part:
+            sentences.append(f"For a complete answer, be more precise about: {in_part[0]}.")
+        else:
+            sentences.append("You covered the key points.")
     elif verdict == "partial":
-        sentences.append(f"Partly right: you covered {len(hit)} of {len(points)} key points.")
+        sentences.append(_partly_right(len(hit), len(in_part), len(points)))
         if contradicts:
             sentences.append("Part of your answer contradicts the reference.")
         if missed:
             sentences.append(f"Missing: {missed[0]}.")
+        elif in_part:
+            sentences.append(f"Say more about: {in_part[0]}.")
     else:
         sentences.append("Not quite.")
         if detail.copies_question:
@@ -274,10 +278,17 @@ def _feedback(
             sentences.append("That is the answer to another card, not to this one.")
         elif contradicts:
             sentences.append("Your answer contradicts the reference.")
-        if missed:
-            sentences.append(f"The answer needs: {missed[0]}.")
+        if missed or in_part:
+            sentences.append(f"The answer needs: {(missed or in_part)[0]}.")
     if detail.removed_meta and detail.answer:
         sentences.insert(1, "Instructions to the grader are ignored; only the content is graded.")
     if detail.respelled:  # the card's spelling, never the learner's words
         sentences.append(f"Check the spelling of: {', '.join(detail.respelled[:_SPELLING_HINTS])}.")
     return " ".join(s for s in sentences[:3] if s).replace("..", ".")
+
+
+def _partly_right(hit: int, in_part: int, points: int) -> str:
+    if points == 1:
+        return "Partly right."
+    more = f", and {in_part} more in part" if in_part else ""
+    return f"Partly right: you covered {hit} of {points} key points{more}."
