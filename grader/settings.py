@@ -31,6 +31,7 @@ ENV_KEYS: dict[str, str] = {
     "OPENAI_BASE_URL": "base_url",
     "GRADER_MODEL": "model",
     "GRADER_MODE": "mode",
+    "GRADER_TIMEOUT": "timeout",
 }
 
 

@@ -174,6 +174,88 @@ def test_timeout_is_ungraded(grader_for: GraderFor) -> None:
     assert grade.reason is not None and "timed out after 0.3s" in grade.reason
 
 
+def test_timeout_reason_names_the_setting(grader_for: GraderFor) -> None:
+    with LoopbackOpenAIServer([Reply.hang(10)]) as server:
+        grade = grader_for(server, timeout=0.3, max_retries=0).grade(CARD, "a")
+    assert grade.reason is not None and "raise the timeout (GRADER_TIMEOUT" in grade.reason
+
+
+def test_404_from_a_base_url_without_v1_suggests_v1(grader_for: GraderFor) -> None:
+    """Ollama's `http://localhost:11434` answers a plain-text 404; its API is under /v1."""
+    not_found = Reply(status=404, raw=b"404 page not found", headers={"Content-Type": "text/plain"})
+    with LoopbackOpenAIServer([not_found]) as server:
+        root = server.base_url.removesuffix("/v1")
+        grade = grader_for(server, base_url=root, max_retries=0).grade(CARD, "a")
+    assert grade.verdict == "ungraded"
+    assert grade.reason == (
+        f"HTTP 404 from {root}: OpenAI-compatible servers answer under /v1; try base_url {root}/v1"
+    )
+
+
+def test_404_keeps_the_servers_message(grader_for: GraderFor) -> None:
+    missing = Reply.error(404, 'model "m" not found, try pulling it first')
+    with LoopbackOpenAIServer([missing]) as server:
+        grade = grader_for(server, max_retries=0).grade(CARD, "a")
+        base_url = server.base_url
+    assert grade.reason == (
+        f"HTTP 404 from {base_url}: model \"m\" not found, try pulling it first; "
+        "is model 'm' served there?"
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "message", "hint"),
+    [
+        (400, "registry.ollama.ai/library/gemma3:4b does not support tools", "try mode json"),
+        (500, "Unsupported param: tools", "try mode json or md_json"),
+        (422, "seed: Extra inputs are not permitted", "set seed = false"),
+        (400, "'response_format.type' must be 'json_schema' or 'text'", "try mode md_json"),
+        (400, "max_tokens is too large", None),
+    ],
+)
+def test_a_refused_request_gives_the_servers_reason_and_the_setting_to_change(
+    grader_for: GraderFor, status: int, message: str, hint: str | None
+) -> None:
+    with LoopbackOpenAIServer([Reply.error(status, message)]) as server:
+        grade = grader_for(server, max_retries=0).grade(CARD, "a")
+        base_url = server.base_url
+    assert grade.verdict == "ungraded"
+    assert grade.reason is not None
+    assert grade.reason.startswith(f"HTTP {status} from {base_url}: {message}")
+    assert "Error code" not in grade.reason
+    if hint is None:
+        assert grade.reason == f"HTTP {status} from {base_url}: {message}"
+    else:
+        assert hint in grade.reason
+
+
+def test_a_score_sent_as_a_string_is_read_as_a_number(grader_for: GraderFor) -> None:
+    """Local models often quote numbers; validation is lax, every validator still applies."""
+    quoted = {**GOOD, "score": "0.83"}
+    with LoopbackOpenAIServer(responder=lambda body: reply_for(body, quoted)) as server:
+        grade = grader_for(server).grade(CARD, "a")
+    assert grade.verdict == "correct"
+    assert grade.score == pytest.approx(0.83)
+
+
+def test_tool_call_arguments_sent_as_an_object_grade_without_warnings(
+    grader_for: GraderFor, recwarn: pytest.WarningsRecorder
+) -> None:
+    """llama.cpp and Ollama may send `arguments` as a JSON object rather than a string."""
+
+    def as_object(body: dict[str, Any]) -> Reply:
+        reply = Reply.tool_call("GradeResponse", GOOD)
+        assert reply.body is not None
+        for call in reply.body["choices"][0]["message"]["tool_calls"]:
+            call["function"]["arguments"] = json.loads(call["function"]["arguments"])
+        return reply
+
+    with LoopbackOpenAIServer(responder=as_object) as server:
+        grade = grader_for(server).grade(CARD, "a")
+    assert grade.verdict == "correct"
+    assert not [w for w in recwarn if "Pydantic" in str(w.message) or "serializ" in str(w.message)]
+
+
 def test_connection_refused_is_ungraded(grader_home: Path) -> None:
     with LoopbackOpenAIServer() as server:
         base_url = server.base_url

@@ -71,6 +71,10 @@ def test_reads_real_environment(grader_home: Path, monkeypatch: pytest.MonkeyPat
     assert resolve_settings(grader_home).model == "env-model"
 
 
+def test_timeout_from_the_environment(grader_home: Path) -> None:
+    assert resolve_settings(grader_home, environ={"GRADER_TIMEOUT": "240"}).timeout == 240.0
+
+
 def test_seed_false_omits_it(grader_home: Path) -> None:
     write_config(grader_home, "seed = false\n")
     assert resolve_settings(grader_home, environ={}).seed is None

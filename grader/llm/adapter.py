@@ -10,6 +10,8 @@ first call, so importing this module is cheap.
 from __future__ import annotations
 
 import asyncio
+import json
+import re
 import threading
 import time
 import weakref
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
@@ -108,7 +111,11 @@ class _Attempts:
 
     def _on_response(self, response: Any) -> None:
         dump = getattr(response, "model_dump", None)
-        self.responses.append(dump(mode="json") if callable(dump) else repr(response))
+        # warnings off: a server sending tool-call arguments as an object, not a JSON string
+        # (llama.cpp, Ollama), trips pydantic's serializer warnings; the dump is still whole
+        self.responses.append(
+            dump(mode="json", warnings=False) if callable(dump) else repr(response)
+        )
 
 
 def _quiet_library_loggers() -> None:
@@ -368,6 +375,7 @@ class LLMClient:
                     response_model=self._instructor_model(response_model),
                     messages=msgs,  # type: ignore[arg-type]
                     max_retries=self.settings.max_reasks,
+                    strict=False,  # lax: a local model's "0.8" is the number 0.8
                     hooks=attempts.hooks,
                     model=self.settings.model,
                     **self._params(),
@@ -413,6 +421,7 @@ class LLMClient:
                         response_model=self._instructor_model(response_model),
                         messages=msgs,  # type: ignore[arg-type]
                         max_retries=self.settings.max_reasks,
+                        strict=False,  # lax: a local model's "0.8" is the number 0.8
                         hooks=attempts.hooks,
                         model=self.settings.model,
                         **self._params(),
@@ -461,7 +470,11 @@ def _describe(exc: BaseException, settings: Settings, base_url: str) -> str:
             exc = exc.__cause__
     retries = settings.max_retries
     if isinstance(exc, openai.APITimeoutError):
-        return f"{base_url} timed out after {settings.timeout:g}s ({retries} retries)"
+        return (
+            f"{base_url} timed out after {settings.timeout:g}s ({retries} retries); a local "
+            "server may still be loading the model: raise the timeout (GRADER_TIMEOUT, or "
+            "timeout in $GRADER_HOME/config.toml)"
+        )
     if isinstance(exc, openai.APIConnectionError):
         return f"cannot connect to the LLM endpoint {base_url} ({retries} retries)"
     if isinstance(exc, openai.AuthenticationError):
@@ -469,9 +482,18 @@ def _describe(exc: BaseException, settings: Settings, base_url: str) -> str:
     if isinstance(exc, openai.RateLimitError):
         return f"rate limited by {base_url} (HTTP 429) after {retries} retries"
     if isinstance(exc, openai.NotFoundError):
-        return f"HTTP 404 from {base_url}: is model {settings.model!r} served there?"
+        if urlsplit(base_url).path.strip("/") == "":
+            return (
+                f"HTTP 404 from {base_url}: OpenAI-compatible servers answer under /v1; "
+                f"try base_url {base_url.rstrip('/')}/v1"
+            )
+        said = _server_said(exc)
+        return f"HTTP 404 from {base_url}: {said + '; ' if said else ''}" + (
+            f"is model {settings.model!r} served there?"
+        )
     if isinstance(exc, openai.APIStatusError):
-        return f"HTTP {exc.status_code} from {base_url}: {_first_line(exc.message)}"
+        said = _server_said(exc)
+        return f"HTTP {exc.status_code} from {base_url}: {said}{_setting_hint(said, settings)}"
     if isinstance(exc, ValidationError):
         errors = exc.errors()
         where = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
@@ -482,8 +504,47 @@ def _describe(exc: BaseException, settings: Settings, base_url: str) -> str:
         )
     if isinstance(exc, ValueError):
         tries = f" after {attempts} attempts" if attempts else ""
-        return f"the model's output could not be parsed{tries}: {_first_line(str(exc))}"
+        reason = _first_line(str(exc))
+        hint = (
+            "; the model answered in text, not with a tool call: try mode json or md_json"
+            if settings.mode == "tools" and "tool call" in reason.lower()
+            else ""
+        )
+        return f"the model's output could not be parsed{tries}: {reason}{hint}"
     return f"the LLM call failed: {type(exc).__name__}: {_first_line(str(exc))}"
+
+
+def _server_said(exc: Any) -> str:
+    """The error message in the server's response body (OpenAI's `{"error": {"message"}}`, a
+    bare `{"error": "..."}`, or FastAPI's `{"detail": ...}`), else the client's own text."""
+    body = getattr(exc, "body", None)
+    said: Any = None
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        said = (error.get("message") or error.get("detail")) if isinstance(error, dict) else error
+    elif isinstance(body, str):
+        said = body
+    if not said:
+        said = re.sub(r"^Error code: \d+ - ", "", str(getattr(exc, "message", "") or exc))
+    return _first_line(said if isinstance(said, str) else json.dumps(said))
+
+
+_SETTING_HINTS = (
+    ("seed", "if the server refuses seed, set seed = false in $GRADER_HOME/config.toml"),
+    ("response_format", "the server refuses this output format: try mode md_json"),
+    ("json_schema", "the server refuses this output format: try mode md_json"),
+    ("tool", "the server or model has no tool calls: try mode json or md_json"),
+)
+"""A refused request's likely cause, by a word of the server's message, and the setting that
+avoids it (mode: --mode, GRADER_MODE, or mode in config.toml)."""
+
+
+def _setting_hint(said: str, settings: Settings) -> str:
+    lowered = said.lower()
+    for word, hint in _SETTING_HINTS:
+        if word in lowered and (word != "seed" or settings.seed is not None):
+            return f" ({hint})"
+    return ""
 
 
 def _first_line(text: str) -> str:
