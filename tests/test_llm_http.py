@@ -198,7 +198,7 @@ def test_404_keeps_the_servers_message(grader_for: GraderFor) -> None:
         grade = grader_for(server, max_retries=0).grade(CARD, "a")
         base_url = server.base_url
     assert grade.reason == (
-        f"HTTP 404 from {base_url}: model \"m\" not found, try pulling it first; "
+        f'HTTP 404 from {base_url}: model "m" not found, try pulling it first; '
         "is model 'm' served there?"
     )
 
