@@ -351,6 +351,11 @@ def _print_comparison(comparison: Comparison, show: int) -> None:
         f"A = {comparison.run_a} ({comparison.grader_a}), B = {comparison.run_b} "
         f"({comparison.grader_b}); {comparison.common} responses in common"
     )
+    if comparison.graded_both != comparison.common:
+        console.print(
+            f"metrics over the {comparison.graded_both} both runs graded "
+            f"(ungraded: {comparison.ungraded_a} in A, {comparison.ungraded_b} in B)"
+        )
     table = Table("metric", "A", "B", "B - A", "95% CI of B - A")
     for delta in comparison.deltas:
         ci = "" if delta.low is None else f"[{_fmt(delta.low)}, {_fmt(delta.high)}]"

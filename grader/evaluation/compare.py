@@ -1,13 +1,15 @@
 """`grader eval compare RUN_A RUN_B`: metric deltas with paired bootstrap CIs, and changed grades.
 
-Both runs are scored on the responses they have in common (matched by `<dataset>:<line>`); each
-bootstrap resample draws the same responses for both runs, so the interval is of the paired delta.
+Both runs are scored on the responses they have in common (matched by `<dataset>:<line>`) and
+both graded: a response one run left ungraded is left out of both, so a run that fails on the
+hard responses cannot look better for it (the counts are reported). Each bootstrap resample
+draws the same responses for both runs, so the interval is of the paired delta.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from grader import metrics as m
 from grader.errors import InputError
 from grader.evaluation import runner
 from grader.evaluation.runner import ResultRecord
-from grader.evaluation.scoring import CLASSES, METRICS, gold_class
+from grader.evaluation.scoring import METRICS, binary_datasets, class_view
 
 CHANGE_AT = 0.25
 """A response 'changed' when its verdict changed or its score moved by at least this much."""
@@ -57,6 +59,11 @@ class Comparison(BaseModel):
     grader_b: str
     common: int
     """Responses present in both runs."""
+    graded_both: int
+    """Of those, the responses both runs graded: the metrics are over these."""
+    ungraded_a: int
+    """Common responses run A left ungraded."""
+    ungraded_b: int
     only_a: int
     only_b: int
     deltas: list[MetricDelta]
@@ -94,55 +101,57 @@ def _changed(a: ResultRecord, b: ResultRecord) -> bool:
     return abs(a.predicted_score - b.predicted_score) >= CHANGE_AT
 
 
+@dataclass(frozen=True)
+class PairedResults:
+    """The common responses of two runs, and those both graded (the metrics' responses)."""
+
+    common: list[str]
+    graded: list[str]
+
+
+def pair(results_a: dict[str, ResultRecord], results_b: dict[str, ResultRecord]) -> PairedResults:
+    common = [k for k in results_a if k in results_b]
+    if not common:
+        raise InputError("the two runs have no responses in common")
+    graded = [
+        k
+        for k in common
+        if results_a[k].predicted_score is not None and results_b[k].predicted_score is not None
+    ]
+    return PairedResults(common, graded)
+
+
 def compare_results(
     results_a: dict[str, ResultRecord],
     results_b: dict[str, ResultRecord],
     *,
     resamples: int = 1000,
     seed: int = 0,
-) -> tuple[int, list[MetricDelta], list[ChangedGrade]]:
+) -> tuple[PairedResults, list[MetricDelta], list[ChangedGrade]]:
     import numpy as np
 
-    keys = [k for k in results_a if k in results_b]
-    if not keys:
-        raise InputError("the two runs have no responses in common")
-    gold_classes = [gold_class(results_a[k]) for k in keys]
-    binary = "partial" not in gold_classes
-    classes = ["correct", "incorrect"] if binary else list(CLASSES)
-    code = {name: i for i, name in enumerate(classes)}
-
-    def pred_code(r: ResultRecord) -> int:
-        if r.verdict == "ungraded":
-            return -1
-        return code["incorrect" if binary and r.verdict == "partial" else r.verdict]
-
-    gold = np.asarray([results_a[k].gold for k in keys], dtype=np.float64)
-    gc = np.asarray([code[c] for c in gold_classes], dtype=np.int64)
+    paired = pair(results_a, results_b)
+    keys = paired.graded
+    binary = binary_datasets([results_a[k] for k in paired.common])
     runs = []
     for results in (results_a, results_b):
-        pred = np.asarray(
-            [
-                math.nan if results[k].predicted_score is None else results[k].predicted_score
-                for k in keys
-            ],
-            dtype=np.float64,
-        )
-        codes = np.asarray([pred_code(results[k]) for k in keys], dtype=np.int64)
-        runs.append((pred, codes))
-
+        classes, gold_classes, pred_classes = class_view([results[k] for k in keys], binary)
+        code = {name: i for i, name in enumerate(classes)}
+        pred = np.asarray([results[k].predicted_score for k in keys], dtype=np.float64)
+        runs.append((pred, np.asarray([code[c] for c in pred_classes], dtype=np.int64)))
+    gold = np.asarray([results_a[k].gold for k in keys], dtype=np.float64)
+    gc = np.asarray([code[c] for c in gold_classes], dtype=np.int64)
     functions = _metric_functions(code)
 
     def evaluate(name: str, idx: Any, run: int) -> float | None:
-        pred, codes = runs[run]
-        p = pred[idx]
-        mask = ~np.isnan(p)
-        if not mask.any():
+        if len(idx) == 0:
             return None
-        return functions[name](gold[idx][mask], p[mask], gc[idx][mask], codes[idx][mask])
+        pred, codes = runs[run]
+        return functions[name](gold[idx], pred[idx], gc[idx], codes[idx])
 
     everything = np.arange(len(keys))
     rng = np.random.default_rng(seed)
-    samples = [rng.integers(0, len(keys), size=len(keys)) for _ in range(resamples)]
+    samples = [rng.integers(0, len(keys), size=len(keys)) for _ in range(resamples)] if keys else []
     deltas = []
     for name in METRICS:
         a = evaluate(name, everything, 0)
@@ -171,7 +180,7 @@ def compare_results(
             score_b=results_b[k].predicted_score,
             feedback_b=results_b[k].grade.feedback,
         )
-        for k in keys
+        for k in paired.common
         if _changed(results_a[k], results_b[k])
     ]
     changed.sort(
@@ -180,7 +189,7 @@ def compare_results(
             c.key,
         )
     )
-    return len(keys), deltas, changed
+    return paired, deltas, changed
 
 
 def compare_runs(home: Path, run_a: str, run_b: str, *, resamples: int = 1000) -> Comparison:
@@ -190,13 +199,16 @@ def compare_runs(home: Path, run_a: str, run_b: str, *, resamples: int = 1000) -
     spec_b = runner.read_spec(dir_b)
     results_a = runner.read_results(dir_a)
     results_b = runner.read_results(dir_b)
-    common, deltas, changed = compare_results(results_a, results_b, resamples=resamples)
+    paired, deltas, changed = compare_results(results_a, results_b, resamples=resamples)
     return Comparison(
         run_a=spec_a.run_id,
         run_b=spec_b.run_id,
         grader_a=spec_a.grader + (f" {spec_a.model}" if spec_a.model else ""),
         grader_b=spec_b.grader + (f" {spec_b.model}" if spec_b.model else ""),
-        common=common,
+        common=len(paired.common),
+        graded_both=len(paired.graded),
+        ungraded_a=sum(results_a[k].predicted_score is None for k in paired.common),
+        ungraded_b=sum(results_b[k].predicted_score is None for k in paired.common),
         only_a=len(set(results_a) - set(results_b)),
         only_b=len(set(results_b) - set(results_a)),
         deltas=deltas,

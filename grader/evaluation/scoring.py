@@ -2,8 +2,11 @@
 
 Scores are normalised to [0, 1]. Gold classes come from the `label` when it is a known one
 (`correct`, `partially correct`, `incorrect`, `contradictory`, ...), else from the human score with
-the same thresholds as verdicts. When a slice's gold is binary (no `partial`), a predicted
-`partial` counts as not correct. Ungraded responses are counted and excluded.
+the same thresholds as verdicts. A dataset whose gold is binary (no `partial` anywhere in it)
+counts a predicted `partial` as not correct, in every slice its responses fall in; a slice of
+such datasets only is scored on the two classes. Whether gold is binary is a property of the
+dataset, never of a slice: a `wrong` kind of a three-class dataset has no `partial` gold, and a
+grader hedging `partial` there is wrong. Ungraded responses are counted and excluded.
 """
 
 from __future__ import annotations
@@ -87,14 +90,41 @@ def gold_class(result: ResultRecord) -> str:
     return verdict_for_score(result.gold)
 
 
-def slice_metrics(results: Sequence[ResultRecord], *, resamples: int = 1000) -> SliceMetrics:
+def binary_datasets(results: Sequence[ResultRecord]) -> frozenset[str]:
+    """The datasets whose gold never says `partial` (graded responses or not)."""
+    partial = {r.dataset for r in results if gold_class(r) == "partial"}
+    return frozenset(r.dataset for r in results if r.dataset not in partial)
+
+
+def class_view(
+    graded: Sequence[ResultRecord], binary: frozenset[str]
+) -> tuple[list[str], list[str], list[str]]:
+    """The class labels of a slice, and its graded responses' gold and predicted classes (a
+    `partial` verdict on a response of a binary dataset counts as `incorrect`)."""
+    gold_classes = [gold_class(r) for r in graded]
+    pred_classes = [
+        "incorrect" if r.dataset in binary and r.verdict == "partial" else r.verdict
+        for r in graded
+    ]
+    two = bool(graded) and all(r.dataset in binary for r in graded)
+    classes = ["correct", "incorrect"] if two else list(CLASSES)
+    return classes, gold_classes, pred_classes
+
+
+def slice_metrics(
+    results: Sequence[ResultRecord],
+    *,
+    binary: frozenset[str] | None = None,
+    resamples: int = 1000,
+) -> SliceMetrics:
+    """Every metric of `results`; `binary`: the run's binary datasets (default: those among
+    `results`, right when they are the whole run)."""
+    if binary is None:
+        binary = binary_datasets(results)
     graded = [r for r in results if r.predicted_score is not None]
     gold = [r.gold for r in graded]
     pred = [float(r.predicted_score) for r in graded if r.predicted_score is not None]
-    gold_classes = [gold_class(r) for r in graded]
-    binary = "partial" not in gold_classes
-    pred_classes = ["incorrect" if binary and r.verdict == "partial" else r.verdict for r in graded]
-    classes = ["correct", "incorrect"] if binary else list(CLASSES)
+    classes, gold_classes, pred_classes = class_view(graded, binary)
     code = {name: i for i, name in enumerate(classes)}
     gold_codes = [code[c] for c in gold_classes]
     pred_codes = [code[c] for c in pred_classes]
@@ -139,20 +169,21 @@ def _slices(
 
 def summarise(results: Sequence[ResultRecord], *, resamples: int = 1000) -> EvalSummary:
     """Overall metrics plus one slice per dataset (when several), split and kind."""
-    datasets = _slices(results, lambda r: r.dataset)
+    binary = binary_datasets(results)
+
+    def sliced(key: Callable[[ResultRecord], str | None]) -> dict[str, SliceMetrics]:
+        groups = _slices(results, key)
+        return {
+            k: slice_metrics(v, binary=binary, resamples=resamples)
+            for k, v in sorted(groups.items())
+        }
+
+    by_dataset = sliced(lambda r: r.dataset)
     return EvalSummary(
-        overall=slice_metrics(results, resamples=resamples),
-        by_dataset={k: slice_metrics(v, resamples=resamples) for k, v in sorted(datasets.items())}
-        if len(datasets) > 1
-        else {},
-        by_split={
-            k: slice_metrics(v, resamples=resamples)
-            for k, v in sorted(_slices(results, lambda r: r.split).items())
-        },
-        by_kind={
-            k: slice_metrics(v, resamples=resamples)
-            for k, v in sorted(_slices(results, lambda r: r.kind).items())
-        },
+        overall=slice_metrics(results, binary=binary, resamples=resamples),
+        by_dataset=by_dataset if len(by_dataset) > 1 else {},
+        by_split=sliced(lambda r: r.split),
+        by_kind=sliced(lambda r: r.kind),
         bootstrap_resamples=resamples,
     )
 
