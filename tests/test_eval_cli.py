@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ def test_eval_json_summary_and_outputs(tmp_path: Path, fake: FakeGrader) -> None
     assert spec["grader"] == "fake" and spec["model"] == "fake-1"
     assert spec["datasets"][0]["records"] == 14 and spec["datasets"][0]["skipped"] == 1
     assert "pydantic" in spec["package_versions"]
+    assert re.fullmatch(r"[0-9a-f]{16}", spec["code_hash"])
 
     predictions = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(predictions) == 14
@@ -249,3 +251,16 @@ def test_compare_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert {c["verdict_a"] for c in data_out["changed"]} == {"partial"}
     human = invoke("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--bootstrap", "0")
     assert "4 responses changed verdict" in human.stdout
+
+
+def test_code_hash_follows_the_package_files(tmp_path: Path) -> None:
+    from grader.evaluation.runner import code_hash
+
+    package = tmp_path / "grader"
+    (package / "__pycache__").mkdir(parents=True)
+    (package / "a.py").write_text("x = 1\n", encoding="utf-8")
+    before = code_hash(package)
+    (package / "__pycache__" / "a.cpython-311.pyc").write_bytes(b"compiled")
+    assert code_hash(package) == before
+    (package / "a.py").write_text("x = 2\n", encoding="utf-8")
+    assert code_hash(package) != before

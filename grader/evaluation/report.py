@@ -84,7 +84,8 @@ def write_report(
         "",
         f"- grader: {spec.grader}" + (f", model {spec.model}" if spec.model else ""),
         f"- endpoint: {spec.base_url or '-'}; prompt hash: {spec.prompt_hash or '-'}",
-        f"- git revision: {spec.git_revision or '-'}; created {spec.created_at}",
+        f"- git revision: {spec.git_revision or '-'}; code hash: {spec.code_hash or '-'}; "
+        f"created {spec.created_at}",
         f"- packages: {', '.join(f'{k} {v}' for k, v in spec.package_versions.items())}",
     ]
     for d in spec.datasets:

@@ -74,6 +74,9 @@ class RunSpec(BaseModel):
     datasets: list[DatasetFile] = Field(default_factory=list)
     package_versions: dict[str, str] = Field(default_factory=dict)
     git_revision: str | None = None
+    code_hash: str | None = None
+    """SHA-256 prefix of the grader package's own files: tells apart two runs of one `-dirty`
+    revision whose code differs."""
 
 
 class ResultRecord(BaseModel):
@@ -287,6 +290,19 @@ def git_revision(directory: Path | None = None) -> str | None:
     return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
+def code_hash(package: Path | None = None) -> str:
+    """SHA-256 prefix over the package's source and data files (paths and contents, sorted)."""
+    import hashlib
+
+    root = package or Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
 def estimate_cost(model: str | None, usage: Usage, *, batch: bool = False) -> float | None:
     """USD for `usage` at list price (half for the Batch API); None for unknown models."""
     if model is None or model not in PRICES_PER_MTOK:
@@ -303,6 +319,7 @@ def new_spec(run_id: str, datasets: list[DatasetFile], **fields: Any) -> RunSpec
         datasets=datasets,
         package_versions=package_versions(),
         git_revision=git_revision(),
+        code_hash=code_hash(),
         **fields,
     )
 
