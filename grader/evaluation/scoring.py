@@ -103,8 +103,7 @@ def class_view(
     `partial` verdict on a response of a binary dataset counts as `incorrect`)."""
     gold_classes = [gold_class(r) for r in graded]
     pred_classes = [
-        "incorrect" if r.dataset in binary and r.verdict == "partial" else r.verdict
-        for r in graded
+        "incorrect" if r.dataset in binary and r.verdict == "partial" else r.verdict for r in graded
     ]
     two = bool(graded) and all(r.dataset in binary for r in graded)
     classes = ["correct", "incorrect"] if two else list(CLASSES)
