@@ -293,6 +293,12 @@ class AnswerDetail:
     """Card words the answer misspelled, in the card's spelling (never the learner's)."""
 
 
+def stems_without_negation(text: str) -> frozenset[str]:
+    """The content stems of `text` less its negations: "no monitoring" and "They lack
+    monitoring" say the same about monitoring."""
+    return frozenset(content_stems(text)) - _NEGATION_WORDS
+
+
 def content_stems(text: str) -> list[str]:
     return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
 

@@ -629,3 +629,55 @@ def test_the_deck_leaves_answers_to_their_own_card_alone(
     grader: OfflineGrader, deck_grader: OfflineGrader, card: Card, answer: str
 ) -> None:
     assert _outcome(_grade(deck_grader, card, answer)) == _outcome(_grade(grader, card, answer))
+
+
+CRISP_FIRST = Card(
+    id="c-crisp-1",
+    question="What is the first step in the CRISP-DM workflow?",
+    answer="Business understanding",
+    footnote="This step involves defining the problem and success criteria.",
+)
+CRISP = Card(
+    id="c-crisp",
+    question="List the six steps of the CRISP-DM workflow.",
+    answer="- Business understanding\n- Data understanding\n- Data preparation\n- Modelling\n"
+    "- Evaluation\n- Deployment",
+)
+MODELING = Card(
+    id="c-modeling", question="What is involved in the modeling step?", answer="Train the model"
+)
+
+
+@pytest.fixture(scope="module")
+def steps_grader() -> OfflineGrader:
+    return OfflineGrader.load(context=[CRISP_FIRST, CRISP, MODELING, LIFECYCLE, LEVEL0, FAILURES])
+
+
+@pytest.mark.parametrize(
+    ("card", "answer", "other"),
+    [(CRISP_FIRST, "data understanding", CRISP), (MODELING, "deploying the model", LIFECYCLE)],
+)
+def test_a_short_answer_naming_another_cards_item_is_caught(
+    grader: OfflineGrader, steps_grader: OfflineGrader, card: Card, answer: str, other: Card
+) -> None:
+    """Too short for the cosine rule: its words are exactly another card's item."""
+    alone = _grade(grader, card, answer)
+    assert alone.score is not None and alone.score > 0.2
+    grade = _grade(steps_grader, card, answer)
+    assert grade.verdict == "incorrect" and grade.score == pytest.approx(0.2)
+    assert grade.misconceptions[0] == f"This answers another card: \u201c{other.question}\u201d"
+
+
+@pytest.mark.parametrize(
+    ("card", "answer"),
+    [
+        (FAILURES, "no monitoring"),  # Level 0's "No monitoring", and this card's lack of it
+        (CRISP_FIRST, "business understanding"),
+        (CRISP_FIRST, "understanding the business problem"),
+        (MODELING, "training"),
+    ],
+)
+def test_a_short_answer_in_its_own_cards_words_is_its_own(
+    grader: OfflineGrader, steps_grader: OfflineGrader, card: Card, answer: str
+) -> None:
+    assert _outcome(_grade(steps_grader, card, answer)) == _outcome(_grade(grader, card, answer))

@@ -28,6 +28,7 @@ from grader.offline_features import (
     CardText,
     card_text,
     content_stems,
+    stems_without_negation,
 )
 from grader.offline_scoring import Scored, combine, compute_features, final_score
 from grader.rubric import plain, rubric_for
@@ -45,6 +46,10 @@ to its own card's, answers the other card: data drift's definition given for con
 SWAP_CAP = 0.2
 """Highest score for such an answer."""
 SWAP_MIN_REFERENCE_WORDS = 3
+SWAP_MAX_ITEM_WORDS = 3
+"""A short answer ("data understanding") whose content words are exactly those of another card's
+short reference or key point, and not all its own card's, answers that card: too short for the
+cosine rule above, which leaves two-word references alone."""
 _QUOTE_CHARS = 80
 _SPELLING_HINTS = 4
 
@@ -137,6 +142,34 @@ class OfflineGrader:
             return [], np.zeros((0, 384), dtype=np.float32)
         return others, self._encoder.encode([text for text, _ in others])
 
+    @functools.cached_property
+    def _context_items(self) -> dict[frozenset[str], list[Card]]:
+        """The context cards' short references and key points, by their content words."""
+        items: dict[frozenset[str], list[Card]] = {}
+        for card in self._context:
+            for text in dict.fromkeys((plain(card.answer), *rubric_for(card))):
+                words = frozenset(content_stems(text))
+                if 0 < len(words) <= SWAP_MAX_ITEM_WORDS:
+                    items.setdefault(words, []).append(card)
+        return items
+
+    def _short_swap(self, card: Card, text: CardText, detail: AnswerDetail) -> Card | None:
+        """The context card whose short reference or key point the answer names word for word,
+        when some of those words are not its own card's at all."""
+        words = frozenset(content_stems(detail.answer))
+        if not words or len(words) > SWAP_MAX_ITEM_WORDS or detail.polarity is not None:
+            return None
+        own = stems_without_negation(
+            " ".join((text.question, text.reference, text.footnote, *text.points))
+        )
+        if stems_without_negation(detail.answer) <= own:
+            return None
+        question = plain(card.question).lower()
+        for other in self._context_items.get(words, []):
+            if other.id != card.id and plain(other.question).lower() != question:
+                return other
+        return None
+
     def _swaps(
         self, cards: Sequence[Card], prepared: Sequence[tuple[CardText, str]], scored: list[Scored]
     ) -> list[Card | None]:
@@ -152,7 +185,13 @@ class OfflineGrader:
             and len(content_stems(prepared[i][0].reference)) >= SWAP_MIN_REFERENCE_WORDS
         ]
         swaps: list[Card | None] = [None] * len(cards)
-        if not self._context or not answered:
+        if not self._context:
+            return swaps
+        for i, (card, result) in enumerate(zip(cards, scored, strict=True)):
+            if result.detail.answer:
+                swaps[i] = self._short_swap(card, prepared[i][0], result.detail)
+        answered = [i for i in answered if swaps[i] is None]
+        if not answered:
             return swaps
         others, other_vecs = self._context_references
         if not others:
