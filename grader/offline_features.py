@@ -581,6 +581,21 @@ def _negated_point(card: CardText, detail: AnswerDetail, neg_answer: bool) -> st
     return max(candidates)[1] if candidates else None
 
 
+def entailed_points(points: Sequence[str]) -> dict[int, int]:
+    """Point k -> the point u that entails it: u speaks of everything ("Everything is manual")
+    and k has every other word of u ("Train manually"). An answer that hits u hits k."""
+    stems = [frozenset(content_stems(point)) for point in points]
+    out: dict[int, int] = {}
+    for u, point in enumerate(points):
+        if _UNIVERSAL.isdisjoint(_WORD.findall(point.lower())):
+            continue
+        rest = stems[u] - {stem(word) for word in _UNIVERSAL}
+        for k in range(len(points)):
+            if k != u and rest and rest <= stems[k]:
+                out.setdefault(k, u)
+    return out
+
+
 def _borrowed_words(
     point_stems: Sequence[frozenset[str]], answer_set: frozenset[str], answer: str
 ) -> list[frozenset[str]]:

@@ -20,6 +20,7 @@ from grader.offline_features import (
     CardText,
     Encode,
     content_stems,
+    entailed_points,
     featurize,
 )
 
@@ -68,6 +69,8 @@ class FeatureSet:
     """Answer i, point k: the rows of that point's alternatives (empty when it has none)."""
     alternative_details: list[AnswerDetail] = field(default_factory=list)
     """Per row of `points`: the details of an alternative's row (unused for point rows)."""
+    entailments: list[dict[int, int]] = field(default_factory=list)
+    """Answer i: point k -> the point that entails it (see `entailed_points`)."""
 
 
 def compute_features(
@@ -107,6 +110,10 @@ def compute_features(
     features, details = featurize(encode, respeller, expanded)
     n = len(items)
     points = features[n:] if len(expanded) > n else np.zeros((0, len(FEATURE_NAMES)))
+    entailments: dict[tuple[str, ...], dict[int, int]] = {}
+    for card, _ in items:
+        if card.points not in entailments:
+            entailments[card.points] = entailed_points(card.points)
     return FeatureSet(
         whole=features[:n],
         points=points,
@@ -114,6 +121,7 @@ def compute_features(
         details=details[:n],
         alternatives=alternative_spans,
         alternative_details=details[n:],
+        entailments=[entailments[card.points] for card, _ in items],
     )
 
 
@@ -173,6 +181,11 @@ def combine(calibration: Calibration, features: FeatureSet) -> list[Scored]:
             per_point = [
                 min(p, cap) if alone else p for p, alone in zip(per_point, unsupported, strict=True)
             ]
+            for k, u in (features.entailments[i] if features.entailments else {}).items():
+                if per_point[u] > per_point[k]:
+                    per_point[k] = per_point[u]
+                    detail.point_cover[k] = detail.point_cover[u]
+                    detail.point_chunk[k] = detail.point_chunk[u]
             probability = min(p_whole, sum(per_point) / len(per_point))
         else:
             per_point = _take_alternatives(features, i, points, [p_whole])

@@ -255,11 +255,14 @@ def test_a_word_a_sibling_point_also_uses_does_not_cover_a_point(grader: Offline
 def test_an_answer_about_everything_covers_each_point_sharing_its_word(
     grader: OfflineGrader,
 ) -> None:
+    """ "Everything is manual" entails "Train manually": a hit on the one is a hit on the other."""
     grade = _grade(grader, LEVEL0, "everything is manual")
     statuses = {p.point: p.status for p in grade.key_points}
     assert statuses["Everything is manual"] == "hit"
-    assert statuses["Train manually"] != "missed"
+    assert [statuses[f"{step} manually"] for step in ("Train", "Test", "Deploy")] == ["hit"] * 3
     assert statuses["No monitoring"] == "missed"
+    assert statuses["No MLOps"] == "missed"
+    assert grade.verdict == "partial"
 
 
 TRUE_FALSE = Card(
