@@ -121,7 +121,7 @@ def test_grade_failure_is_ungraded_not_incorrect(
     with LoopbackOpenAIServer([boom, boom, boom]) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         result = invoke("grade", str(deck), "c2", "CI merges often")
-    assert result.exit_code == 0
+    assert result.exit_code == 1  # printed, and a script sees the failure
     assert "UNGRADED" in result.stdout
     assert "HTTP 500" in result.stdout
     assert "INCORRECT" not in result.stdout

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
+from grader.exitcodes import ExitCode
+
 if TYPE_CHECKING:
     from grader.graders.base import Grader
     from grader.models import Card
@@ -111,15 +113,17 @@ def grade(
         grader.close()
     if json_output:
         print_json("grade", {"deck": deck.as_posix(), "card_id": card.id, "grade": result})
-        return
-    from rich.console import Console
+    else:
+        from rich.console import Console
 
-    from grader.cli.grade_view import render_grade, render_reference
+        from grader.cli.grade_view import render_grade, render_reference
 
-    console = Console(highlight=False, soft_wrap=True)
-    console.print(render_grade(result))
-    console.print()
-    console.print(render_reference(card))
+        console = Console(highlight=False, soft_wrap=True)
+        console.print(render_grade(result))
+        console.print()
+        console.print(render_reference(card))
+    if result.verdict == "ungraded":  # the grade is printed, and a script sees the failure
+        raise typer.Exit(ExitCode.ERROR)
 
 
 def rubric(
