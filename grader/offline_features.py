@@ -221,6 +221,11 @@ ANTONYMS: tuple[tuple[str, str], ...] = tuple(
     dict.fromkeys((stem(a), stem(b)) for a, b in ANTONYM_WORDS)
 )
 _ANTONYM_SURFACE = frozenset(word for pair in ANTONYM_WORDS for word in pair)
+_PREFIXED_OPPOSITE = {
+    a: b for a, b in ANTONYMS if b.endswith(a) and b[: len(b) - len(a)] in ("in", "un", "dis", "a")
+}
+"""Antonyms that are their word with a negating prefix ("accurate" / "inaccurate"): saying the
+one where the reference says the other, in the reference's own words, is a negation flip."""
 
 # A sentence in the answer that talks to the grader instead of answering: removed before grading.
 META = re.compile(
@@ -720,8 +725,12 @@ def _features_for(
             )
     plain_answer = answer_set - _NEGATION_WORDS
     plain_reference = reference_set - _NEGATION_WORDS
+    # With several key points each point's own row judges a flip: against the points joined,
+    # "the model suddenly becomes inaccurate, data changes silently" would flip the "No one
+    # knows ..." of another point.
     negation_flip = float(
         bool(neg_mismatch and plain_answer and plain_reference)
+        and len(card.points) == 1
         and (
             (
                 plain_answer <= plain_reference
@@ -731,6 +740,15 @@ def _features_for(
         )
     )
     flips = _antonym_flips(reference_set, answer_set)
+    if (
+        len(card.points) == 1
+        and any(
+            _PREFIXED_OPPOSITE.get(said) == meant or _PREFIXED_OPPOSITE.get(meant) == said
+            for said, meant in flips
+        )
+        and any(plain_reference - {meant} <= answer_set | {said} for said, meant in flips)
+    ):
+        negation_flip = 1.0  # "too accurate" for "suddenly becomes inaccurate": a negation
     for said, meant in flips[:2]:
         detail.contradictions.append(
             f"Your answer says '{_surface(said, answer)}' where the reference says "

@@ -23,6 +23,7 @@ from grader.offline_features import (
     entailed_points,
     featurize,
 )
+from grader.rubric import LIST_ITEM_WORDS, required_points
 
 if TYPE_CHECKING:
     import numpy as np
@@ -52,6 +53,8 @@ class Scored:
     """Per rubric point (one entry, the whole answer's, for a single-point rubric)."""
     detail: AnswerDetail
     contradiction: bool
+    required: int = 0
+    """Points the question asks for (0: all of them; see `grader.rubric.required_points`)."""
 
 
 @dataclass
@@ -71,6 +74,8 @@ class FeatureSet:
     """Per row of `points`: the details of an alternative's row (unused for point rows)."""
     entailments: list[dict[int, int]] = field(default_factory=list)
     """Answer i: point k -> the point that entails it (see `entailed_points`)."""
+    required: list[int] = field(default_factory=list)
+    """Answer i: how many of its card's points the question asks for."""
 
 
 def compute_features(
@@ -122,7 +127,16 @@ def compute_features(
         alternatives=alternative_spans,
         alternative_details=details[n:],
         entailments=[entailments[card.points] for card, _ in items],
+        required=[_required(card) for card, _ in items],
     )
+
+
+def _required(card: CardText) -> int:
+    """How many points the question asks for, when the points are list items (bullets, or an
+    enumeration's short items); a reference of several claims is wanted whole ("Name two
+    advantages" over a paragraph of prose: its claims are not the advantages one by one)."""
+    items = card.listed or all(len(p.split()) <= LIST_ITEM_WORDS for p in card.points)
+    return required_points(card.question, len(card.points)) if items else len(card.points)
 
 
 def _take_alternatives(
@@ -186,14 +200,20 @@ def combine(calibration: Calibration, features: FeatureSet) -> list[Scored]:
                     per_point[k] = per_point[u]
                     detail.point_cover[k] = detail.point_cover[u]
                     detail.point_chunk[k] = detail.point_chunk[u]
-            probability = min(p_whole, sum(per_point) / len(per_point))
+            required = features.required[i] if features.required else len(per_point)
+            if required < len(per_point):  # "name one reason": the best points answer it
+                best = sorted(per_point, reverse=True)[:required]
+                probability = max(p_whole, sum(best) / required)
+            else:
+                probability = min(p_whole, sum(per_point) / len(per_point))
         else:
+            required = 1
             per_point = _take_alternatives(features, i, points, [p_whole])
             probability = per_point[0]
         if contradiction:
             probability = min(probability, cap)
             per_point = [min(p, cap) for p in per_point]
-        results.append(Scored(probability, per_point, features.details[i], contradiction))
+        results.append(Scored(probability, per_point, features.details[i], contradiction, required))
     return results
 
 
@@ -213,8 +233,9 @@ def final_score(calibration: Calibration, scored: Scored) -> tuple[float, list[f
     score = float(calibration.score(np.array([scored.probability]))[0])
     points = [float(v) for v in calibration.score(np.array(scored.point_probabilities))]
     if len(points) > 1:
-        coverage = sum(point_credit(p) for p in points) / len(points)
-        score = min(score, coverage)
+        wanted = scored.required or len(points)
+        credits = sorted((point_credit(p) for p in points), reverse=True)[:wanted]
+        score = min(score, sum(credits) / wanted)
     detail = scored.detail
     if detail.polarity == "flipped":
         score, points = 0.0, [0.0] * len(points)

@@ -24,6 +24,8 @@ _MARKUP = re.compile(r"\*\*|__|`")
 _ACRONYM = re.compile(r"\s*\((?P<acronym>[A-Z][A-Za-z]*[A-Z][A-Za-z]*)\)")
 _OXFORD_OR = re.compile(r",\s*or\s+[^,]*$")
 _MAX_ENUM_ITEM_WORDS = 4
+LIST_ITEM_WORDS = _MAX_ENUM_ITEM_WORDS
+"""A key point this short is a list item (an enumeration's items are at most this long)."""
 _VERB_PAIR = re.compile(
     r"^(?:(?P<lead>\w+)\s+)??(?P<first>[A-Za-z]+)\s+and\s+(?P<second>[a-z]+)\s+(?P<rest>\S.*)$"
 )
@@ -212,3 +214,33 @@ def rubric_for(card: Card) -> list[str]:
     if card.rubric and not card.rubric_is_stale():
         return list(card.rubric)
     return derive_key_points(card.answer)
+
+
+_COUNT_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+_ASKED_COUNT = re.compile(
+    r"\b(?:name|list|give|state|what\s+(?:is|are)|which\s+(?:is|are))\s+(?:the\s+|any\s+)?"
+    r"(?:\*\*)?(one|two|three|four|five|six|\d)\b(?!\s+(?:line|sentence|word)s?\b)",
+    re.IGNORECASE,
+)
+_ASKED_ONE = re.compile(r"\b(?:an?\s+example|one\s+(?:of|example))\b", re.IGNORECASE)
+_ASKED_SOME = re.compile(r"\b(?:some|a\s+few|any|examples\s+of)\b", re.IGNORECASE)
+OPEN_LIST_POINTS = 3
+"""Points a question asking for "some" of a longer list wants."""
+
+
+def required_points(question: str, points: int) -> int:
+    """How many of a card's key points its question asks for: "What is one reason ..." wants
+    one, "Name two ..." two, "What are some components ..." three; else all of them. Never
+    more than there are ("the first two steps" of a two-point list wants both)."""
+    text = plain(question)
+    asked = _ASKED_COUNT.search(text)
+    if asked is not None:
+        word = asked.group(1).lower()
+        wanted = _COUNT_WORDS.get(word) or int(word)
+    elif _ASKED_ONE.search(text):
+        wanted = 1
+    elif _ASKED_SOME.search(text):
+        wanted = OPEN_LIST_POINTS
+    else:
+        return points
+    return max(1, min(points, wanted))

@@ -684,3 +684,70 @@ def test_a_short_answer_in_its_own_cards_words_is_its_own(
     grader: OfflineGrader, steps_grader: OfflineGrader, card: Card, answer: str
 ) -> None:
     assert _outcome(_grade(steps_grader, card, answer)) == _outcome(_grade(grader, card, answer))
+
+
+COMPONENTS = Card(
+    id="c-components",
+    question="What are some components of a full ML system?",
+    answer="Data pipelines, trained models, APIs, monitoring tools, logs, infrastructure.",
+)
+NOTEBOOK = Card(
+    id="c-notebook",
+    question="What is the difference between a Jupyter notebook and an ML pipeline?",
+    answer="A Jupyter notebook = experiment; An ML pipeline = production system",
+)
+PROBLEMS = Card(
+    id="c-problems",
+    question="What are some problems MLOps tries to stop?",
+    answer="- Model suddenly becomes inaccurate\n- Data changes silently\n"
+    "- Wrong model version gets deployed\n- No one knows which model is in production\n"
+    "- Retraining is manual and slow",
+)
+
+
+@pytest.fixture(scope="module")
+def list_grader() -> OfflineGrader:
+    return OfflineGrader.load(context=[COMPONENTS, NOTEBOOK, PROBLEMS])
+
+
+def test_some_of_an_open_list_is_a_whole_answer(list_grader: OfflineGrader) -> None:
+    """ "What are some components": three of the six, not six of six."""
+    grade = _grade(list_grader, COMPONENTS, "data pipelines, APIs and logs")
+    assert grade.verdict == "correct"
+    assert grade.feedback == "Correct. Also right would be: trained models."
+    one = _grade(list_grader, COMPONENTS, "logs")
+    assert one.verdict == "incorrect"
+
+
+def test_a_list_for_its_own_card_with_a_stray_item_answers_no_other_card(
+    list_grader: OfflineGrader,
+) -> None:
+    grade = _grade(list_grader, COMPONENTS, "data pipelines, trained models and a jupyter notebook")
+    assert not any("another card" in m for m in grade.misconceptions)
+    assert grade.verdict == "partial"
+    assert grade.feedback.startswith("Partly right: you named 2 of the 3 asked for.")
+
+
+def test_a_list_answer_is_not_a_negation_flip_of_another_items_no(
+    list_grader: OfflineGrader,
+) -> None:
+    """Every answer word is a reference word and the reference has a "No one knows ...": the
+    answer names three problems; it negates nothing."""
+    answer = (
+        "the model suddenly becomes inaccurate, data changes silently, "
+        "the wrong version is deployed"
+    )
+    grade = _grade(list_grader, PROBLEMS, answer)
+    assert grade.verdict == "correct"
+    assert [p.status for p in grade.key_points][:3] == ["hit", "hit", "hit"]
+
+
+def test_the_unprefixed_opposite_of_a_point_is_a_negation_of_it(
+    list_grader: OfflineGrader,
+) -> None:
+    grade = _grade(list_grader, PROBLEMS, "models suddenly become too accurate")
+    assert grade.key_points[0].status == "missed"
+    assert grade.verdict == "incorrect"
+    assert "Your answer says 'accurate' where the reference says 'inaccurate'." in (
+        grade.misconceptions
+    )

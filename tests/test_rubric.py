@@ -7,7 +7,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from grader.models import Card
-from grader.rubric import alternatives, derive_key_points, rubric_for, split_coordination
+from grader.rubric import (
+    alternatives,
+    derive_key_points,
+    required_points,
+    rubric_for,
+    split_coordination,
+)
 
 
 @pytest.mark.parametrize(
@@ -218,3 +224,23 @@ def test_an_alternative_knows_its_own_words() -> None:
 )
 def test_no_alternatives(point: str) -> None:
     assert alternatives(point) == ()
+
+
+@pytest.mark.parametrize(
+    ("question", "points", "wanted"),
+    [
+        ("What are some components of a full ML system?", 6, 3),
+        ("What is one reason many ML projects fail?", 3, 1),
+        ("Name any two tools.", 4, 2),
+        ("Give an example of drift.", 3, 1),
+        ("List the **six steps** of the CRISP-DM workflow.", 6, 6),
+        ("What are the three major phases of the ML lifecycle?", 3, 3),
+        ("Summarize the CRISP-DM workflow in one line.", 3, 3),  # one line is not one point
+        ("What are some problems?", 2, 2),  # never more than there are
+        ("Why is monitoring needed?", 3, 3),
+    ],
+)
+def test_required_points_reads_the_count_the_question_asks_for(
+    question: str, points: int, wanted: int
+) -> None:
+    assert required_points(question, points) == wanted

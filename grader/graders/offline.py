@@ -24,6 +24,7 @@ from grader.errors import ModelNotInstalledError
 from grader.models import Card, Grade, GradeEvidence, PointResult, PointStatus, verdict_for_score
 from grader.offline_features import (
     FEATURE_NAMES,
+    POINT_MIN_COVER,
     AnswerDetail,
     CardText,
     card_text,
@@ -190,7 +191,11 @@ class OfflineGrader:
         for i, (card, result) in enumerate(zip(cards, scored, strict=True)):
             if result.detail.answer:
                 swaps[i] = self._short_swap(card, prepared[i][0], result.detail)
-        answered = [i for i in answered if swaps[i] is None]
+        answered = [
+            i
+            for i in answered
+            if swaps[i] is None and not _names_own_point(prepared[i][0], scored[i])
+        ]
         if not answered:
             return swaps
         others, other_vecs = self._context_references
@@ -256,9 +261,27 @@ class OfflineGrader:
             verdict=verdict,
             key_points=points,
             misconceptions=list(misconceptions),
-            feedback=_feedback(verdict, points, detail, bool(misconceptions), swap is not None),
+            feedback=_feedback(
+                verdict,
+                points,
+                detail,
+                bool(misconceptions),
+                swap is not None,
+                wanted=result.required or len(points),
+            ),
             evidence=self._evidence(latency),
         )
+
+
+def _names_own_point(card: CardText, result: Scored) -> bool:
+    """Whether the answer plainly names one of its card's several key points (close in meaning,
+    and in a word of that point's own): "data pipelines, trained models and a jupyter notebook"
+    lists this card's components with a stray item; it does not answer the notebook card."""
+    detail = result.detail
+    return len(card.points) > 1 and any(
+        cover >= POINT_MIN_COVER and own > 0
+        for cover, own in zip(detail.point_cover, detail.point_own_words, strict=True)
+    )
 
 
 def _point_result(point: str, score: float, cover: float, chunk: str) -> PointResult:
@@ -281,9 +304,12 @@ def _feedback(
     detail: AnswerDetail,
     contradicts: bool,
     answers_another_card: bool = False,
+    wanted: int = 0,
 ) -> str:
     """One to three sentences for the learner, built from the rubric only (never from the
-    learner's own text)."""
+    learner's own text). `wanted`: how many points the question asks for ("name one reason");
+    0 or all of them when it asks for the whole answer."""
+    wanted = wanted or len(points)
     missed = [p.point for p in points if p.status == "missed"]
     in_part = [p.point for p in points if p.status == "partial"]
     hit = [p for p in points if p.status == "hit"]
@@ -295,14 +321,17 @@ def _feedback(
         sentences.append(f"The key idea: {points[0].point}." if points else "")
     elif verdict == "correct":
         sentences.append("Correct.")
-        if missed:
+        if wanted < len(points) and len(hit) >= wanted:
+            others = [p.point for p in points if p.status != "hit"]
+            sentences.append(f"Also right would be: {others[0]}." if others else "")
+        elif missed:
             sentences.append(f"For a complete answer, also mention: {missed[0]}.")
         elif in_part:
             sentences.append(f"For a complete answer, be more precise about: {in_part[0]}.")
         else:
             sentences.append("You covered the key points.")
     elif verdict == "partial":
-        sentences.append(_partly_right(len(hit), len(in_part), len(points)))
+        sentences.append(_partly_right(len(hit), len(in_part), len(points), wanted))
         if contradicts:
             sentences.append("Part of your answer contradicts the reference.")
         if missed:
@@ -326,8 +355,10 @@ def _feedback(
     return " ".join(s for s in sentences[:3] if s).replace("..", ".")
 
 
-def _partly_right(hit: int, in_part: int, points: int) -> str:
+def _partly_right(hit: int, in_part: int, points: int, wanted: int) -> str:
     if points == 1:
         return "Partly right."
     more = f", and {in_part} more in part" if in_part else ""
+    if wanted < points:
+        return f"Partly right: you named {hit} of the {wanted} asked for{more}."
     return f"Partly right: you covered {hit} of {points} key points{more}."
