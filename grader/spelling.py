@@ -76,7 +76,8 @@ class Respeller:
             closest = self._closest(word.lower(), vocabulary)
             if closest is None:
                 return word
-            restored.append(closest)
+            if not same_in_other_spelling(word.lower(), closest):
+                restored.append(closest)
             return closest
 
         return _WORD.sub(replace, text), restored
@@ -97,6 +98,32 @@ class Respeller:
         if not ranked or (len(ranked) > 1 and ranked[0][:2] == ranked[1][:2]):
             return None  # nothing close, or a tie: no way to tell which word was meant
         return ranked[0][2]
+
+
+_SPELLING_VARIANTS = (
+    ("isation", "ization"),
+    ("ise", "ize"),
+    ("ising", "izing"),
+    ("ised", "ized"),
+    ("yse", "yze"),
+    ("our", "or"),
+    ("lling", "ling"),
+    ("lled", "led"),
+    ("tre", "ter"),
+    ("ogue", "og"),
+)
+
+
+def same_in_other_spelling(word: str, other: str) -> bool:
+    """Whether two words are one word in British and American spelling ("visualisations",
+    "visualizations"; "modelling", "modeling"): matched, but no spelling to check."""
+
+    def american(text: str) -> str:
+        for british, us in _SPELLING_VARIANTS:
+            text = text.replace(british, us)
+        return text
+
+    return word != other and american(word) == american(other)
 
 
 def _may_be_a_slip_for(word: str, candidate: str) -> bool:

@@ -97,3 +97,16 @@ def test_respelling_touches_only_letters_and_is_stable(text: str) -> None:
     assert re.sub("[A-Za-z]", "", once) == re.sub("[A-Za-z]", "", text)  # the rest is kept
     assert respeller.respell(once, CARD) == once  # card words stay card words
     assert set(re.findall("[a-z]+", once.lower())) - set(re.findall("[a-z]+", text.lower())) <= CARD
+
+
+@pytest.mark.parametrize(
+    ("written", "card_word"),
+    [("visualisations", "visualizations"), ("organise", "organize"), ("colour", "color")],
+)
+def test_british_spelling_is_matched_but_never_called_a_misspelling(
+    written: str, card_word: str
+) -> None:
+    respeller = Respeller(frozenset())
+    text, restored = respeller.respell_noting(f"the {written} matter", frozenset({card_word}))
+    assert text == f"the {card_word} matter"
+    assert restored == []
