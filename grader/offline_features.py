@@ -577,13 +577,34 @@ def _negated_point(card: CardText, detail: AnswerDetail, neg_answer: bool) -> st
     best = max(detail.point_cover, default=0.0)
     candidates = [
         (cover, point)
-        for point, cover, own_words in zip(
-            card.points, detail.point_cover, detail.point_own_words, strict=True
+        for point, cover, own_words, chunk in zip(
+            card.points, detail.point_cover, detail.point_own_words, detail.point_chunk, strict=True
         )
         if _text_facts(point)[3] != neg_answer
         and (cover >= POINT_MIN_COVER or (own_words > 0 and cover >= best))
+        and (
+            not neg_answer
+            or (
+                has_negation(chunk)  # the part of the answer closest to the point
+                and _negated_in_a_clause_about(point, detail.answer)
+            )
+        )
     ]
     return max(candidates)[1] if candidates else None
+
+
+def _negated_in_a_clause_about(point: str, answer: str) -> bool:
+    """Whether a negated clause of the answer holds half the point's words or more: "updated
+    will never degrade" is not about "The model must be deployed"."""
+    words = _text_facts(point)[1] - _NEGATION_WORDS
+    if not words:
+        return True
+    for sentence in re.split(r"(?<=[.!?;])\s+|\n+", answer):
+        for clause in _CLAUSE_BREAK.split(sentence)[::2]:
+            _, stems, _, negated = _text_facts(clause)
+            if negated and len(words & stems) * 2 >= len(words):
+                return True
+    return False
 
 
 def entailed_points(points: Sequence[str]) -> dict[int, int]:

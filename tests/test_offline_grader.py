@@ -751,3 +751,19 @@ def test_the_unprefixed_opposite_of_a_point_is_a_negation_of_it(
     assert "Your answer says 'accurate' where the reference says 'inaccurate'." in (
         grade.misconceptions
     )
+
+
+NOT_ENOUGH = Card(
+    id="c-not-enough",
+    question="Why is training a model not enough in real-world ML?",
+    answer="The model must be deployed, monitored, updated, and supported in production.",
+)
+
+
+def test_a_negation_in_a_clause_about_something_else_negates_no_point(
+    grader: OfflineGrader,
+) -> None:
+    """The false claim is "will never degrade", not that the model is not deployed."""
+    answer = "because a model that is deployed, monitored and updated will never degrade"
+    grade = _grade(grader, NOT_ENOUGH, answer)
+    assert not any("negates the point" in m for m in grade.misconceptions)
