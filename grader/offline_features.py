@@ -81,15 +81,10 @@ _NEGATIVE_SENSE = frozenset(
         "broken",
         "unreliable",
         "lacking",
-        "zero",
-        "few",
-        "fewer",
-        "less",
         "unknown",
         "unclear",
         "misaligned",
         "unaligned",
-        "lost",
         "outdated",
         "stale",
     ]
@@ -117,6 +112,10 @@ _NEGATION_WORDS = frozenset(
         *BARE_NEGATIONS,
     ]
 )
+LENGTH_RATIO_CAP = 2.6
+"""Bound on the log length ratio of answer to reference: the training answers span -3.7 to 2.6,
+and beyond that the fitted weight would extrapolate ("banana " repeated 300 times scored 0.96
+for "Continuous integration" before repeated words stopped counting and this bound came)."""
 NEGATION_FLIP_RECALL = 0.5
 """A negation flip: polarity differs, and either every answer word is a reference word and at
 least this share of the reference's words recur, or every reference word recurs ("releasing a
@@ -149,6 +148,12 @@ def _english_stemmer() -> Any:
     import snowballstemmer
 
     return snowballstemmer.stemmer("english")
+
+
+@functools.cache
+def _negation_stems() -> frozenset[str]:
+    """The negation words as they appear among stems ("nobody" stems to "nobodi")."""
+    return _NEGATION_WORDS | frozenset(stem(word) for word in _NEGATION_WORDS)
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -301,7 +306,7 @@ class AnswerDetail:
 def stems_without_negation(text: str) -> frozenset[str]:
     """The content stems of `text` less its negations: "no monitoring" and "They lack
     monitoring" say the same about monitoring."""
-    return frozenset(content_stems(text)) - _NEGATION_WORDS
+    return frozenset(content_stems(text)) - _negation_stems()
 
 
 def content_stems(text: str) -> list[str]:
@@ -310,10 +315,16 @@ def content_stems(text: str) -> list[str]:
 
 @functools.lru_cache(maxsize=1 << 14)
 def _text_facts(text: str) -> tuple[int, frozenset[str], int, bool]:
-    """Content-stem count, content-stem set, word count and negation of `text`, memoised: a
-    batch measures each card text once per answer and each answer once per rubric point."""
+    """Content-stem count, content-stem set, length in words and negation of `text`, memoised: a
+    batch measures each card text once per answer and each answer once per rubric point. A long
+    text that mostly repeats itself (20 words or more, under a tenth of them distinct: "banana
+    banana ...") is as long as its distinct words; no training answer is (routing tables and
+    sums of probabilities repeat a lot, but not that much)."""
     stems = content_stems(text)
-    return len(stems), frozenset(stems), len(_WORD.findall(text.lower())), has_negation(text)
+    words = _WORD.findall(text.lower())
+    distinct = len(set(words))
+    length = distinct if len(words) >= 20 and distinct < 0.1 * len(words) else len(words)
+    return len(stems), frozenset(stems), length, has_negation(text)
 
 
 def has_negation(text: str) -> bool:
@@ -396,8 +407,8 @@ _POLAR = {"true": "false", "false": "true", "yes": "no", "no": "yes"}
 _SAYS = {
     "true": {"true", "yes", "yep", "correct", "right"},
     "false": {"false", "no", "nope", "wrong", "incorrect", "untrue"},
-    "yes": {"yes", "yep", "true", "correct"},
-    "no": {"no", "nope", "false"},
+    "yes": {"yes", "yep", "true", "correct", "right"},
+    "no": {"no", "nope", "false", "wrong", "incorrect"},
 }
 """What a one-word answer means when the reference is one of `_POLAR`: "nope" is FALSE."""
 _FIRST_WORD_ALONE = re.compile(r"\s*(\w+)\s*(?:[,.;:!]|$)")
@@ -596,7 +607,7 @@ def _negated_point(card: CardText, detail: AnswerDetail, neg_answer: bool) -> st
 def _negated_in_a_clause_about(point: str, answer: str) -> bool:
     """Whether a negated clause of the answer holds half the point's words or more: "updated
     will never degrade" is not about "The model must be deployed"."""
-    words = _text_facts(point)[1] - _NEGATION_WORDS
+    words = _text_facts(point)[1] - _negation_stems()
     if not words:
         return True
     for sentence in re.split(r"(?<=[.!?;])\s+|\n+", answer):
@@ -616,36 +627,53 @@ def entailed_points(points: Sequence[str]) -> dict[int, int]:
         if _UNIVERSAL.isdisjoint(_WORD.findall(point.lower())):
             continue
         rest = stems[u] - {stem(word) for word in _UNIVERSAL}
-        for k in range(len(points)):
-            if k != u and rest and rest <= stems[k]:
-                out.setdefault(k, u)
+        negated = has_negation(point)
+        held = [
+            k
+            for k in range(len(points))
+            if k != u
+            and rest
+            and rest <= stems[k]
+            and len(stems[k]) <= _LIST_ITEM_WORDS
+            and has_negation(points[k]) == negated
+        ]
+        for k in held if len(held) >= 2 else []:  # an enumeration: Train/Test/Deploy manually
+            out.setdefault(k, u)
     return out
 
 
 def _borrowed_words(
-    point_stems: Sequence[frozenset[str]], answer_set: frozenset[str], answer: str
+    point_stems: Sequence[frozenset[str]], answer_set: frozenset[str]
 ) -> list[frozenset[str]]:
     """Per short list item that has a word of its own but is not named by it, the words the answer
     spends on sibling points instead: the words of each sibling the answer names by a word only
     that sibling has. "models" in "get data and train models" belongs to Train models (named by
     "train"), so it does not cover Test models. A point with no word of its own ("Data
     understanding" beside "Business understanding" and "Data preparation") borrows nothing, and
-    an answer about everything ("everything is manual") lends nothing: it speaks of each point
-    that shares its word ("Test manually")."""
-    if len(point_stems) < 2 or not _UNIVERSAL.isdisjoint(_WORD.findall(answer.lower())):
+    a point about everything ("Everything is manual") lends nothing: it speaks of each point
+    that shares its word ("Test manually"). A universal word in the answer changes nothing:
+    "get all the data and train models" names two steps, as without "all"."""
+    if len(point_stems) < 2:
         return [frozenset()] * len(point_stems)
+    universal = frozenset(stem(w) for w in _UNIVERSAL)
     distinct = [
         stems - frozenset().union(*(s for j, s in enumerate(point_stems) if j != k))
         for k, stems in enumerate(point_stems)
     ]
     short = [len(stems) <= _LIST_ITEM_WORDS for stems in point_stems]
-    named = [short[k] and bool(words & answer_set) for k, words in enumerate(distinct)]
+    named = [
+        short[k] and bool(words & answer_set) and not (point_stems[k] & universal)
+        for k, words in enumerate(distinct)
+    ]
     return [
         frozenset().union(*(s for j, s in enumerate(point_stems) if j != k and named[j]))
         if short[k] and distinct[k] and not named[k]
         else frozenset()
         for k in range(len(point_stems))
     ]
+
+
+_CONDITION = re.compile(r"^\s*(?:if|unless|when)\b|\bwithout\b", re.IGNORECASE)
 
 
 def _flips_in_one_sentence(
@@ -657,8 +685,10 @@ def _flips_in_one_sentence(
     mlops, models are treated as files" for "Models treated like files"."""
     for sentence in sentences:
         for clause in _CLAUSE_BREAK.split(sentence)[::2]:
+            if _CONDITION.search(clause):  # "without X, ..." / "if you don't X" restate X
+                continue
             _, stems, _, negated = _text_facts(clause)
-            if negated != neg_reference and plain_reference <= stems - _NEGATION_WORDS:
+            if negated != neg_reference and plain_reference <= stems - _negation_stems():
                 return True
     return False
 
@@ -708,7 +738,7 @@ def _features_for(
     point_stems = [_text_facts(point)[1] for point in card.points]
     shared = frozenset.intersection(*point_stems) if len(point_stems) > 1 else frozenset()
     borrowed = (
-        _borrowed_words(point_stems, answer_set, answer)
+        _borrowed_words(point_stems, answer_set)
         if card.listed
         else [frozenset()] * len(point_stems)
     )
@@ -744,8 +774,8 @@ def _features_for(
                 f"Your answer {'negates' if neg_answer else 'drops the negation in'} "
                 f"the point: {negated}"
             )
-    plain_answer = answer_set - _NEGATION_WORDS
-    plain_reference = reference_set - _NEGATION_WORDS
+    plain_answer = answer_set - _negation_stems()
+    plain_reference = reference_set - _negation_stems()
     # With several key points each point's own row judges a flip: against the points joined,
     # "the model suddenly becomes inaccurate, data changes silently" would flip the "No one
     # knows ..." of another point.
@@ -787,7 +817,9 @@ def _features_for(
         "lex_point_mean": float(np.mean(lexical)) if lexical else 0.0,
         "lex_precision": lex_precision,
         "question_only": question_only,
-        "log_len_ratio": math.log((length_answer + 1) / (length_reference + 1)),
+        "log_len_ratio": min(
+            LENGTH_RATIO_CAP, math.log((length_answer + 1) / (length_reference + 1))
+        ),
         "very_short": float(answer_stem_count <= 1),
         "neg_mismatch": neg_mismatch,
         "neg_mismatch_x_sim": neg_mismatch * sim_ref,

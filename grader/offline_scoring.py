@@ -41,6 +41,9 @@ CONTRADICTION_CAP = 0.6
 _FLIP = FEATURE_NAMES.index("negation_flip")
 _NEG_MISMATCH = FEATURE_NAMES.index("neg_mismatch")
 _ANTONYM_FLIP = FEATURE_NAMES.index("antonym_flip")
+_LEX_PRECISION = FEATURE_NAMES.index("lex_precision")
+_SIM_REF = FEATURE_NAMES.index("sim_ref")
+_COV_MAX = FEATURE_NAMES.index("cov_max")
 
 
 @dataclass
@@ -170,6 +173,19 @@ def is_contradiction(row: Features) -> bool:
     return bool(row[_FLIP] > 0)
 
 
+UNRELATED_SIMILARITY = 0.3
+"""An answer with no content word of the reference or question, and no closer than this
+(cosine) to the reference or any of its points, is about something else: capped below partial
+whatever its length (a pasted paragraph on the Amazon rainforest scored 0.81 for "What does CI
+stand for?", its length outweighing its content in the linear model)."""
+
+
+def is_unrelated(row: Features) -> bool:
+    return bool(
+        row[_LEX_PRECISION] == 0 and max(row[_SIM_REF], row[_COV_MAX]) < UNRELATED_SIMILARITY
+    )
+
+
 def combine(calibration: Calibration, features: FeatureSet) -> list[Scored]:
     """Combined probability per answer."""
     cap = CONTRADICTION_CAP * calibration.partial_cut
@@ -210,7 +226,7 @@ def combine(calibration: Calibration, features: FeatureSet) -> list[Scored]:
             required = 1
             per_point = _take_alternatives(features, i, points, [p_whole])
             probability = per_point[0]
-        if contradiction:
+        if contradiction or is_unrelated(features.whole[i]):
             probability = min(probability, cap)
             per_point = [min(p, cap) for p in per_point]
         results.append(Scored(probability, per_point, features.details[i], contradiction, required))

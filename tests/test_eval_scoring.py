@@ -101,3 +101,13 @@ def test_compare_of_a_run_with_itself_matches_its_summary() -> None:
     summary = summarise(results, resamples=0)
     for delta in deltas:
         assert delta.a == summary.overall.metric(delta.metric).value, delta.metric
+
+
+def test_compare_decides_binary_gold_from_every_response_of_either_run() -> None:
+    """Run A also graded a `partial`-gold response of dataset x that B lacks: x is three-class,
+    so a partial verdict on a wrong answer is wrong in both."""
+    a = {r.key: r for r in (record("x", 2, 0.0, 0.5), record("x", 3, 0.5, 0.5))}
+    b = {r.key: r for r in (record("x", 2, 0.0, 0.5),)}
+    _, deltas, _ = compare_results(a, b, resamples=0)
+    accuracy = next(d for d in deltas if d.metric == "accuracy")
+    assert accuracy.a == 0.0 and accuracy.b == 0.0

@@ -229,6 +229,19 @@ def test_a_refused_request_gives_the_servers_reason_and_the_setting_to_change(
         assert hint in grade.reason
 
 
+def test_a_key_echoed_where_the_reason_is_cut_short_is_still_redacted(
+    grader_for: GraderFor,
+) -> None:
+    """The reason line is cut at 300 characters; redaction must come first, or the cut would
+    leave the start of the key unrecognised."""
+    for filler in (250, 280, 295):
+        echo = Reply.error(400, "x" * filler + " bad key " + KEY)
+        with LoopbackOpenAIServer([echo]) as server:
+            grade = grader_for(server, max_retries=0).grade(CARD, "a")
+        assert grade.reason is not None
+        assert "sk-loop" not in grade.reason and KEY[:8] not in grade.reason
+
+
 def test_a_score_sent_as_a_string_is_read_as_a_number(grader_for: GraderFor) -> None:
     """Local models often quote numbers; validation is lax, every validator still applies."""
     quoted = {**GOOD, "score": "0.83"}

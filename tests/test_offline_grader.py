@@ -767,3 +767,87 @@ def test_a_negation_in_a_clause_about_something_else_negates_no_point(
     answer = "because a model that is deployed, monitored and updated will never degrade"
     grade = _grade(grader, NOT_ENOUGH, answer)
     assert not any("negates the point" in m for m in grade.misconceptions)
+
+
+CATCH_DRIFT = Card(
+    id="c-catch", question="How do you catch drift?", answer="Monitor models in production"
+)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "Without monitoring models in production, drift goes unnoticed",
+        "If you don't monitor models in production, drift goes unnoticed",
+    ],
+)
+def test_a_condition_restating_the_point_is_no_negation_flip(
+    grader: OfflineGrader, answer: str
+) -> None:
+    grade = _grade(grader, CATCH_DRIFT, answer)
+    assert grade.verdict == "correct"
+    assert not any("negates" in m for m in grade.misconceptions)
+
+
+def test_a_universal_word_in_the_answer_does_not_lend_a_siblings_words(
+    grader: OfflineGrader,
+) -> None:
+    plain = _grade(grader, LIFECYCLE, "get data and train models")
+    with_all = _grade(grader, LIFECYCLE, "get all the data and train models")
+    assert [p.status for p in with_all.key_points] == [p.status for p in plain.key_points]
+
+
+LOGGING = Card(
+    id="c-logging",
+    question="What are the logging rules?",
+    answer="- Log everything\n- Never log secrets or personal data\n- Rotate logs",
+)
+
+
+def test_everything_entails_no_sibling_of_the_other_polarity(grader: OfflineGrader) -> None:
+    grade = _grade(grader, LOGGING, "log everything")
+    statuses = {p.point: p.status for p in grade.key_points}
+    assert statuses["Log everything"] == "hit"
+    assert statuses["Never log secrets or personal data"] != "hit"
+    assert grade.verdict != "correct"
+
+
+YES_CARD = Card(id="c-yes", question="Is a trained model only part of a product?", answer="Yes")
+NO_CARD = Card(id="c-no", question="Is a trained model a product?", answer="No")
+
+
+@pytest.mark.parametrize(
+    ("card", "answer"), [(YES_CARD, "right"), (NO_CARD, "wrong"), (NO_CARD, "Incorrect.")]
+)
+def test_yes_and_no_take_their_synonyms_too(grader: OfflineGrader, card: Card, answer: str) -> None:
+    assert _grade(grader, card, answer).verdict == "correct"
+
+
+def test_fewer_does_not_say_not(grader: OfflineGrader) -> None:
+    grade = _grade(grader, TRAINED, "A trained model is a product with fewer bugs")
+    assert any("drops the negation" in m for m in grade.misconceptions)
+
+
+CI_WHY = Card(id="c-ci", question="Why does CI matter?", answer="CI catches integration bugs early")
+CI_NAME = Card(id="c-ci-name", question="What does CI stand for?", answer="Continuous integration")
+
+
+def test_spelling_out_the_cards_acronym_answers_no_other_card() -> None:
+    grader = OfflineGrader.load(context=[CI_WHY, CI_NAME])
+    grade = _grade(grader, CI_WHY, "continuous integration")
+    assert not any("another card" in m for m in grade.misconceptions)
+
+
+AMAZON = (
+    "The Amazon rainforest covers much of the Amazon basin of South America. This basin "
+    "encompasses seven million square kilometres, of which five and a half million are covered "
+    "by the rainforest. The region includes territory belonging to nine nations and thousands "
+    "of indigenous territories. The majority of the forest is contained within Brazil."
+)
+
+
+@pytest.mark.parametrize("answer", ["banana " * 300, "word " * 100, AMAZON])
+def test_length_alone_earns_nothing(grader: OfflineGrader, answer: str) -> None:
+    """Long text about nothing, or something else, scored correct (0.81 to 0.96) for a
+    two-word reference: the linear model's length weight outran its content weights."""
+    assert _grade(grader, CI_NAME, answer).verdict == "incorrect"

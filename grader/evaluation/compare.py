@@ -132,7 +132,7 @@ def compare_results(
 
     paired = pair(results_a, results_b)
     keys = paired.graded
-    binary = binary_datasets([results_a[k] for k in paired.common])
+    binary = binary_datasets([*results_a.values(), *results_b.values()])
     runs = []
     for results in (results_a, results_b):
         classes, gold_classes, pred_classes = class_view([results[k] for k in keys], binary)

@@ -8,6 +8,7 @@ features into a score, and the verdict follows from the score.
 from __future__ import annotations
 
 import functools
+import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,6 +26,7 @@ from grader.models import Card, Grade, GradeEvidence, PointResult, PointStatus, 
 from grader.offline_features import (
     FEATURE_NAMES,
     POINT_MIN_COVER,
+    STOPWORDS,
     AnswerDetail,
     CardText,
     card_text,
@@ -163,7 +165,7 @@ class OfflineGrader:
         own = stems_without_negation(
             " ".join((text.question, text.reference, text.footnote, *text.points))
         )
-        if stems_without_negation(detail.answer) <= own:
+        if stems_without_negation(detail.answer) <= own or _spells_out(detail.answer, own):
             return None
         question = plain(card.question).lower()
         for other in self._context_items.get(words, []):
@@ -271,6 +273,13 @@ class OfflineGrader:
             ),
             evidence=self._evidence(latency),
         )
+
+
+def _spells_out(answer: str, own: frozenset[str]) -> bool:
+    """Whether the answer's initials are a word of its own card: "continuous integration" for a
+    card about CI."""
+    words = [w for w in re.findall(r"[A-Za-z]+", answer.lower()) if w not in STOPWORDS]
+    return len(words) > 1 and "".join(w[0] for w in words) in own
 
 
 def _names_own_point(card: CardText, result: Scored) -> bool:

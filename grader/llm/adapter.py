@@ -487,34 +487,34 @@ def _describe(exc: BaseException, settings: Settings, base_url: str) -> str:
                 f"HTTP 404 from {base_url}: OpenAI-compatible servers answer under /v1; "
                 f"try base_url {base_url.rstrip('/')}/v1"
             )
-        said = _server_said(exc)
+        said = _server_said(exc, settings)
         return f"HTTP 404 from {base_url}: {said + '; ' if said else ''}" + (
             f"is model {settings.model!r} served there?"
         )
     if isinstance(exc, openai.APIStatusError):
-        said = _server_said(exc)
+        said = _server_said(exc, settings)
         return f"HTTP {exc.status_code} from {base_url}: {said}{_setting_hint(said, settings)}"
     if isinstance(exc, ValidationError):
         errors = exc.errors()
         where = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
         message = str(errors[0]["msg"]) if errors else str(exc)
         tries = f" after {attempts} attempts" if attempts else ""
-        return f"the model's output never validated{tries}: {where or 'output'}: " + _first_line(
-            message
+        return f"the model's output never validated{tries}: {where or 'output'}: " + _line(
+            message, settings
         )
     if isinstance(exc, ValueError):
         tries = f" after {attempts} attempts" if attempts else ""
-        reason = _first_line(str(exc))
+        reason = _line(str(exc), settings)
         hint = (
             "; the model answered in text, not with a tool call: try mode json or md_json"
             if settings.mode == "tools" and "tool call" in reason.lower()
             else ""
         )
         return f"the model's output could not be parsed{tries}: {reason}{hint}"
-    return f"the LLM call failed: {type(exc).__name__}: {_first_line(str(exc))}"
+    return f"the LLM call failed: {type(exc).__name__}: {_line(str(exc), settings)}"
 
 
-def _server_said(exc: Any) -> str:
+def _server_said(exc: Any, settings: Settings) -> str:
     """The error message in the server's response body (OpenAI's `{"error": {"message"}}`, a
     bare `{"error": "..."}`, or FastAPI's `{"detail": ...}`), else the client's own text."""
     body = getattr(exc, "body", None)
@@ -526,7 +526,7 @@ def _server_said(exc: Any) -> str:
         said = body
     if not said:
         said = re.sub(r"^Error code: \d+ - ", "", str(getattr(exc, "message", "") or exc))
-    return _first_line(said if isinstance(said, str) else json.dumps(said))
+    return _line(said if isinstance(said, str) else json.dumps(said), settings)
 
 
 _SETTING_HINTS = (
@@ -545,6 +545,12 @@ def _setting_hint(said: str, settings: Settings) -> str:
         if word in lowered and (word != "seed" or settings.seed is not None):
             return f" ({hint})"
     return ""
+
+
+def _line(text: str, settings: Settings) -> str:
+    """The first line of `text`, the API key redacted before it is cut short (a cut through the
+    key would leave its start unrecognised)."""
+    return _first_line(settings.redact(text))
 
 
 def _first_line(text: str) -> str:
