@@ -295,6 +295,8 @@ class AnswerDetail:
     copies_question: bool = False
     reproduces_reference: bool = False
     """The answer's content words are exactly the reference's, with the same polarity."""
+    retracted: bool = False
+    """The answer takes itself back ("Actually no, it does not."): see `_RETRACTION`."""
     polarity: str | None = None
     """For a true/false or yes/no reference: "same" or "flipped" when the answer opens with one;
     for a reference that is one number: "same" when the answer gives only that number, "flipped"
@@ -331,11 +333,26 @@ def has_negation(text: str) -> bool:
     return _NEGATION.search(_NOT_ONLY.sub(" ", text.lower())) is not None
 
 
-def strip_meta(answer: str) -> tuple[str, bool]:
-    """The answer without sentences or JSON fragments addressed to the grader."""
+_APOSTROPHES = str.maketrans(
+    {"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u00b4": "'", "`": "'", "\u2032": "'"}
+)
+_INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")
+
+
+def normalise(text: str) -> str:
+    """`text` as the grader reads it: NFKC (fullwidth letters folded), every apostrophe a plain
+    one (typed as U+2019, "doesn't" is a negation too), invisible characters (zero-width spaces,
+    soft hyphens) gone, and a lone surrogate, which the tokenizer cannot take, U+FFFD."""
     import unicodedata
 
-    normalised = unicodedata.normalize("NFKC", answer).replace("```", " ")
+    text = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    # apostrophes first: NFKC turns an acute accent into a space and a combining mark
+    return _INVISIBLE.sub("", unicodedata.normalize("NFKC", text.translate(_APOSTROPHES)))
+
+
+def strip_meta(answer: str) -> tuple[str, bool]:
+    """The answer without sentences or JSON fragments addressed to the grader."""
+    normalised = normalise(answer.replace("```", " "))
     text = _JSON_OBJECT.sub(
         lambda m: " " if META.search(m.group(0)) or '"' in m.group(0) else m.group(0), normalised
     )
@@ -367,13 +384,14 @@ def _clauses_without_meta(sentence: str) -> str:
 
 def card_text(question: str, answer: str, footnote: str | None, points: Sequence[str]) -> CardText:
     items = list_items(answer)
-    reference = "; ".join(items) if items else plain(answer)
+    listed = bool(items) and tuple(points) == tuple(items)
+    reference = normalise("; ".join(items) if items else plain(answer))
     return CardText(
-        question=plain(question),
+        question=normalise(plain(question)),
         reference=reference,
-        footnote=plain(footnote or ""),
-        points=tuple(points) or (reference,),
-        listed=bool(items) and tuple(points) == tuple(items),
+        footnote=normalise(plain(footnote or "")),
+        points=tuple(normalise(point) for point in points) or (reference,),
+        listed=listed,
     )
 
 
@@ -482,7 +500,23 @@ def _numeric(reference: str, answer: str) -> str | None:
     return None
 
 
-def _polarity(reference: str, answer: str) -> str | None:
+_RETRACTION = re.compile(
+    r"\b(?:no,?\s+wait|actually,?\s+(?:no|not)|scratch\s+that|"
+    r"i\s+take\s+(?:it|that)\s+back|the\s+opposite\s+is\s+true|i\s+mean\s+the\s+opposite)\b",
+    re.IGNORECASE,
+)
+"""An answer that takes itself back ("... Actually no, it does not."; "FALSE. No wait, TRUE.")
+says nothing for sure: capped like a contradiction, and a true/false one scores 0."""
+_POLAR_HEDGE = re.compile(r"\b(?:true|false|yes|no)\s+or\s+(?:true|false|yes|no)\b", re.I)
+_PLAIN_NO = re.compile(
+    r"\s*(?:(?:of\s+course|definitely|certainly|absolutely|surely)\s+)?not"
+    r"(?:\s+(?:really|at\s+all))?\s*(?:[,.;:!]|$)",
+    re.IGNORECASE,
+)
+"""A "no" said with "not": "Of course not", "Not really", "Definitely not."."""
+
+
+def _polarity(reference: str, answer: str, question: str = "") -> str | None:
     numeric = _numeric(reference, answer)
     if numeric is not None:
         return numeric
@@ -490,6 +524,13 @@ def _polarity(reference: str, answer: str) -> str | None:
     given = _WORD.findall(answer.lower())
     if len(expected) != 1 or expected[0] not in _POLAR or not given:
         return None
+    if _POLAR_HEDGE.search(answer) or _RETRACTION.search(answer):  # "false or true"
+        return "flipped"
+    opens_with_not = given[0] == "not" and given[1:2] not in (["false"], ["wrong"], ["incorrect"])
+    restated = _restates_the_question(answer, question)
+    if restated is not None or _PLAIN_NO.match(answer) or opens_with_not:
+        says_no = restated is not True
+        return "same" if says_no == (expected[0] in ("false", "no")) else "flipped"
     if given[0] == expected[0]:
         return "same"
     if given[0] == _POLAR[expected[0]]:
@@ -501,6 +542,21 @@ def _polarity(reference: str, answer: str) -> str | None:
     if alone.group(1) in _SAYS[expected[0]]:
         return "same"
     return "flipped" if alone.group(1) in _SAYS[_POLAR[expected[0]]] else None
+
+
+_POLAR_STEMS = frozenset({"true", "fals", "yes", "no", "right", "wrong", "correct", "incorrect"})
+
+
+def _restates_the_question(answer: str, question: str) -> bool | None:
+    """For a true/false question: True when the answer restates its statement ("it is part of
+    MLOps" for "True or false: monitoring is part of MLOps"), False when it restates it negated
+    ("It is not only about technology" for "... MLOps is only about technology"), else None.
+    A restatement uses half the statement's words or more, and no others."""
+    words = _text_facts(answer)[1] - _negation_stems() - _POLAR_STEMS
+    asked = _text_facts(question)[1] - _POLAR_STEMS
+    if not words or len(words) * 2 < len(asked) or not words <= asked or has_negation(question):
+        return None
+    return _NEGATION.search(answer.lower()) is None  # "not only" denies "only" here
 
 
 def _surface(stem_: str, text: str) -> str:
@@ -676,15 +732,38 @@ def _borrowed_words(
 _CONDITION = re.compile(r"^\s*(?:if|unless|when)\b|\bwithout\b", re.IGNORECASE)
 
 
+def _with_their_items(clauses: Sequence[str]) -> list[str]:
+    """Clauses, each negated one followed by the bare list items after it (four words or fewer
+    each, not opening with "but") joined on, since its negation covers them: ["has no data
+    pipelines", "trained models", "or logs"] is one clause; ["no real mlops here", "but data
+    pipelines"] stays two."""
+    out: list[str] = []
+    for clause in clauses:
+        words = clause.split()
+        if (
+            out
+            and len(words) <= 4
+            and words[0].lower() not in ("but", "yet", "however", "though")
+            and not has_negation(clause)
+            and has_negation(out[-1])
+        ):
+            out[-1] = f"{out[-1]}, {clause}"
+        else:
+            out.append(clause)
+    return out
+
+
 def _flips_in_one_sentence(
     sentences: Sequence[str], plain_reference: frozenset[str], neg_reference: bool
 ) -> bool:
     """One clause of the answer has every (non-negation) reference word, with the other
     polarity: "releasing a model is the end of the project" for "Releasing a model is NOT the
     end", but not "... detect performance drops. Without it you are flying blind", nor "no real
-    mlops, models are treated as files" for "Models treated like files"."""
+    mlops, models are treated as files" for "Models treated like files". A clause followed by
+    bare list items carries them: in "has no data pipelines, trained models, APIs" the "no" is
+    on every item."""
     for sentence in sentences:
-        for clause in _CLAUSE_BREAK.split(sentence)[::2]:
+        for clause in _with_their_items(_CLAUSE_BREAK.split(sentence)[::2]):
             if _CONDITION.search(clause):  # "without X, ..." / "if you don't X" restate X
                 continue
             _, stems, _, negated = _text_facts(clause)
@@ -761,7 +840,10 @@ def _features_for(
     detail.reproduces_reference = (
         bool(answer_set) and answer_set == reference_set and neg_answer == neg_reference
     )
-    detail.polarity = _polarity(card.reference, answer)
+    detail.polarity = _polarity(card.reference, answer, card.question)
+    detail.retracted = _RETRACTION.search(answer) is not None
+    if detail.retracted:
+        detail.contradictions.append("Your answer takes back what it says.")
 
     neg_mismatch = float(neg_answer != neg_reference)
     says_it_otherwise = not neg_answer and not _NEGATIVE_SENSE.isdisjoint(

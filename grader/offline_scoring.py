@@ -226,7 +226,7 @@ def combine(calibration: Calibration, features: FeatureSet) -> list[Scored]:
             required = 1
             per_point = _take_alternatives(features, i, points, [p_whole])
             probability = per_point[0]
-        if contradiction or is_unrelated(features.whole[i]):
+        if contradiction or is_unrelated(features.whole[i]) or features.details[i].retracted:
             probability = min(probability, cap)
             per_point = [min(p, cap) for p in per_point]
         results.append(Scored(probability, per_point, features.details[i], contradiction, required))

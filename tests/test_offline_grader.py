@@ -851,3 +851,121 @@ def test_length_alone_earns_nothing(grader: OfflineGrader, answer: str) -> None:
     """Long text about nothing, or something else, scored correct (0.81 to 0.96) for a
     two-word reference: the linear model's length weight outran its content weights."""
     assert _grade(grader, CI_NAME, answer).verdict == "incorrect"
+
+
+DATA_DRIFT_DEF = Card(
+    id="c-dd",
+    question="What is data drift?",
+    answer="The input data distribution changes over time.",
+)
+
+
+@pytest.mark.parametrize("apostrophe", ["\u2019", "`", "\u00b4"])
+def test_a_typographic_apostrophe_still_makes_a_negation(
+    grader: OfflineGrader, apostrophe: str
+) -> None:
+    """Phones and Macs type U+2019 for the apostrophe: it must still make a negation, both ways."""
+    wrong = f"The input data distribution doesn{apostrophe}t change over time."
+    assert _grade(grader, DATA_DRIFT_DEF, wrong).verdict == "incorrect"
+    right = f"A trained model isn{apostrophe}t a product"
+    assert _grade(grader, TRAINED, right).verdict == "correct"
+
+
+def test_a_zero_width_space_does_not_hide_a_negation(grader: OfflineGrader) -> None:
+    assert _grade(grader, DATA_DRIFT_DEF, "It n\u200bever changes over time.").verdict != "correct"
+
+
+def test_a_lone_surrogate_is_graded_and_spoils_no_other_answer_in_its_batch(
+    grader: OfflineGrader,
+) -> None:
+    grades = grader.grade_many(
+        [
+            (DATA_DRIFT_DEF, "The input data changes \ud800 over time"),
+            (DATA_DRIFT_DEF, "The input data distribution changes over time."),
+        ]
+    )
+    assert [g.verdict for g in grades] == ["correct", "correct"]
+
+
+def test_a_negation_before_a_list_covers_every_item(grader: OfflineGrader) -> None:
+    negated = "A full ML system has no data pipelines, trained models, APIs, monitoring tools, logs"
+    assert _grade(grader, COMPONENTS, negated).verdict == "incorrect"
+    unrelated = "no real mlops here, but data pipelines, trained models, APIs and monitoring tools"
+    assert _grade(grader, COMPONENTS, unrelated).verdict == "correct"
+
+
+@pytest.mark.parametrize(
+    ("card", "answer"),
+    [
+        (
+            DATA_DRIFT_DEF,
+            "The input data distribution changes over time. Actually no, it does not.",
+        ),
+        (TRUE_FALSE, "FALSE. No wait, TRUE."),
+        (TRUE_FALSE, "false or true"),
+    ],
+)
+def test_an_answer_that_takes_itself_back_earns_nothing(
+    grader: OfflineGrader, card: Card, answer: str
+) -> None:
+    assert _grade(grader, card, answer).verdict == "incorrect"
+
+
+ONLY_TECH = Card(
+    id="c-only-tech", question="True or false: MLOps is only about technology.", answer="FALSE"
+)
+PART_OF = Card(
+    id="c-part-of", question="True or false: monitoring is part of MLOps.", answer="TRUE"
+)
+
+
+@pytest.mark.parametrize(
+    ("card", "answer", "verdict"),
+    [
+        (ONLY_TECH, "Of course not", "correct"),
+        (ONLY_TECH, "Not really.", "correct"),
+        (ONLY_TECH, "It is not only about technology", "correct"),
+        (ONLY_TECH, "not only tech, also people and process", "correct"),
+        (ONLY_TECH, "it is only about technology", "incorrect"),
+        (PART_OF, "it is part of MLOps", "correct"),
+        (PART_OF, "monitoring is not part of MLOps", "incorrect"),
+        (PART_OF, "not true", "incorrect"),
+    ],
+)
+def test_a_true_false_card_reads_the_statement_restated_or_denied(
+    grader: OfflineGrader, card: Card, answer: str, verdict: str
+) -> None:
+    assert _grade(grader, card, answer).verdict == verdict
+
+
+DEPLOY_MLOPS = Card(
+    id="c-deploy-1",
+    question="What does deployment in MLOps refer to?",
+    answer="Putting the model into the real system (web app, backend, mobile app, etc.)",
+)
+DEPLOY_PIPELINE = Card(
+    id="c-deploy-2",
+    question="What does deployment refer to in an ML pipeline?",
+    answer="Put the system into real use so that the business can rely on it",
+)
+
+
+def test_a_card_asking_the_same_as_another_takes_its_answer() -> None:
+    grader = OfflineGrader.load(context=[DEPLOY_MLOPS, DEPLOY_PIPELINE, DATA_DRIFT, CONCEPT_DRIFT])
+    grade = _grade(
+        grader, DEPLOY_MLOPS, "Put the system into real use so the business relies on it"
+    )
+    assert not any("another card" in m for m in grade.misconceptions)
+    swapped = _grade(
+        grader, DATA_DRIFT, "The relationship between inputs and outputs changes over time"
+    )
+    assert swapped.misconceptions[0].startswith("This answers another card")
+
+
+def test_pasting_the_decks_answers_answers_no_card(grader: OfflineGrader) -> None:
+    deck = [DATA_DRIFT, CONCEPT_DRIFT, HEALTHY, ENGINEERING, ENGINEER]
+    pasted = " ".join(card.answer for card in deck)
+    with_deck = OfflineGrader.load(context=deck)
+    for card in deck[:3]:
+        grade = _grade(with_deck, card, pasted)
+        assert grade.verdict == "incorrect", card.id

@@ -49,6 +49,11 @@ to its own card's, answers the other card: data drift's definition given for con
 SWAP_CAP = 0.2
 """Highest score for such an answer."""
 SWAP_MIN_REFERENCE_WORDS = 3
+SWAP_SAME_QUESTION = 0.8
+"""Two cards whose questions are this close (cosine) ask the same thing ("What does deployment
+in MLOps refer to?", "What does deployment refer to in an ML pipeline?": 0.83; data drift's and
+concept drift's questions: 0.64-0.69): one card's answer answers the other."""
+SEVERAL_CARDS_SHARE = 0.8
 SWAP_MAX_ITEM_WORDS = 3
 """A short answer ("data understanding") whose content words are exactly those of another card's
 short reference or key point, and not all its own card's, answers that card: too short for the
@@ -116,6 +121,8 @@ class OfflineGrader:
             scored = combine(self._calibration, features)
             swaps = self._swaps([card for card, _ in items], prepared, scored)
         except Exception as exc:  # a grading failure is `ungraded`, never `incorrect`
+            if len(items) > 1:  # one answer's failure is its own: grade the others one by one
+                return [self.grade_many([item])[0] for item in items]
             latency = (time.perf_counter() - started) * 1000 / len(items)
             return [
                 Grade.ungraded(
@@ -130,9 +137,10 @@ class OfflineGrader:
         ]
 
     @functools.cached_property
-    def _context_references(self) -> tuple[list[tuple[str, Card]], Matrix]:
+    def _context_references(self) -> tuple[list[tuple[str, Card]], Matrix, Matrix]:
         """The context cards' references worth confusing with (three content words or more),
-        each once, and their vectors: encoded on first use, then kept."""
+        each once, their vectors and their questions' vectors: encoded on first use, then
+        kept."""
         import numpy as np
 
         unique = {plain(card.answer): card for card in self._context}
@@ -142,8 +150,40 @@ class OfflineGrader:
             if len(content_stems(text)) >= SWAP_MIN_REFERENCE_WORDS
         ]
         if not others:
-            return [], np.zeros((0, 384), dtype=np.float32)
-        return others, self._encoder.encode([text for text, _ in others])
+            empty = np.zeros((0, 384), dtype=np.float32)
+            return [], empty, empty
+        vectors = self._encoder.encode(
+            [text for text, _ in others] + [plain(card.question) for _, card in others]
+        )
+        return others, vectors[: len(others)], vectors[len(others) :]
+
+    @functools.cached_property
+    def _context_claims(self) -> list[tuple[Card, frozenset[str]]]:
+        """The context cards whose references say something (three content words or more),
+        with those words."""
+        claims = []
+        for card in self._context:
+            words = stems_without_negation(plain(card.answer))
+            if len(words) >= SWAP_MIN_REFERENCE_WORDS:
+                claims.append((card, words))
+        return claims
+
+    def _answers_several(self, card: Card, text: CardText, detail: AnswerDetail) -> Card | None:
+        """The first of two or more other cards whose references the answer holds nearly whole
+        (four fifths of their words) beyond its own card's words: pasting the deck's answers
+        answers no one card."""
+        words = stems_without_negation(detail.answer)
+        own = stems_without_negation(" ".join((text.question, text.reference, *text.points)))
+        question = plain(card.question).lower()
+        held = [
+            other
+            for other, claim in self._context_claims
+            if other.id != card.id
+            and plain(other.question).lower() != question
+            and not claim <= own
+            and len(claim & words) >= SEVERAL_CARDS_SHARE * len(claim)
+        ]
+        return held[0] if len(held) >= 2 else None
 
     @functools.cached_property
     def _context_items(self) -> dict[frozenset[str], list[Card]]:
@@ -192,7 +232,9 @@ class OfflineGrader:
             return swaps
         for i, (card, result) in enumerate(zip(cards, scored, strict=True)):
             if result.detail.answer:
-                swaps[i] = self._short_swap(card, prepared[i][0], result.detail)
+                swaps[i] = self._answers_several(
+                    card, prepared[i][0], result.detail
+                ) or self._short_swap(card, prepared[i][0], result.detail)
         answered = [
             i
             for i in answered
@@ -200,23 +242,31 @@ class OfflineGrader:
         ]
         if not answered:
             return swaps
-        others, other_vecs = self._context_references
+        others, other_vecs, other_question_vecs = self._context_references
         if not others:
             return swaps
+        n = len(answered)
         vectors = self._encoder.encode(
             [scored[i].detail.answer for i in answered]
             + [prepared[i][0].reference for i in answered]
+            + [prepared[i][0].question for i in answered]
         )
-        answer_vecs, own_vecs = vectors[: len(answered)], vectors[len(answered) :]
+        answer_vecs, own_vecs, question_vecs = vectors[:n], vectors[n : 2 * n], vectors[2 * n :]
         similarity = answer_vecs @ other_vecs.T
+        same_ask = question_vecs @ other_question_vecs.T >= SWAP_SAME_QUESTION
         for row, i in enumerate(answered):
             reference = prepared[i][0].reference
             own = max(float(answer_vecs[row] @ own_vecs[row]), *scored[i].detail.point_cover, 0.0)
             for column in similarity[row].argsort()[::-1]:
                 text, other = others[int(column)]
                 same_question = plain(other.question).lower() == plain(cards[i].question).lower()
-                if other.id == cards[i].id or same_question or text.lower() in reference.lower():
-                    continue  # itself (or another reference to its question), or its own point
+                if (
+                    other.id == cards[i].id
+                    or same_question
+                    or same_ask[row, column]
+                    or text.lower() in reference.lower()
+                ):
+                    continue  # itself (or another card asking the same), or its own point
                 best = float(similarity[row, column])
                 if best >= SWAP_MIN_SIMILARITY and best - own >= SWAP_MARGIN:
                     swaps[i] = other
@@ -247,7 +297,7 @@ class OfflineGrader:
             point_scores = point_scores[:1] * len(card.points)
         if not detail.answer:
             score = 0.0
-        elif detail.copies_question:
+        elif detail.copies_question and detail.polarity is None:  # a true/false one restates
             score = min(score, QUESTION_COPY_CAP)
         score = round(min(1.0, max(0.0, score)), 4)
         verdict = verdict_for_score(score)
@@ -349,7 +399,7 @@ def _feedback(
             sentences.append(f"Say more about: {in_part[0]}.")
     else:
         sentences.append("Not quite.")
-        if detail.copies_question:
+        if detail.copies_question and detail.polarity is None:
             sentences.append("Restating the question earns no credit.")
         elif answers_another_card:
             sentences.append("That is the answer to another card, not to this one.")
