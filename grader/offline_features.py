@@ -551,12 +551,15 @@ def _restates_the_question(answer: str, question: str) -> bool | None:
     """For a true/false question: True when the answer restates its statement ("it is part of
     MLOps" for "True or false: monitoring is part of MLOps"), False when it restates it negated
     ("It is not only about technology" for "... MLOps is only about technology"), else None.
-    A restatement uses half the statement's words or more, and no others."""
+    A restatement uses only the statement's words: half of them or more to affirm it, any to
+    deny it."""
     words = _text_facts(answer)[1] - _negation_stems() - _POLAR_STEMS
     asked = _text_facts(question)[1] - _POLAR_STEMS
-    if not words or len(words) * 2 < len(asked) or not words <= asked or has_negation(question):
+    if not words or not words <= asked or has_negation(question):
         return None
-    return _NEGATION.search(answer.lower()) is None  # "not only" denies "only" here
+    if _NEGATION.search(answer.lower()) is not None:  # "not only" denies "only" here
+        return False
+    return True if len(words) * 2 >= len(asked) else None
 
 
 def _surface(stem_: str, text: str) -> str:

@@ -969,3 +969,13 @@ def test_pasting_the_decks_answers_answers_no_card(grader: OfflineGrader) -> Non
     for card in deck[:3]:
         grade = _grade(with_deck, card, pasted)
         assert grade.verdict == "incorrect", card.id
+
+
+def test_denying_part_of_a_long_statement_is_a_no(grader: OfflineGrader) -> None:
+    card = Card(
+        id="c-success",
+        question="True or false: A successful ML project is only about technology.",
+        answer="FALSE",
+    )
+    assert _grade(grader, card, "It is not only about technology").verdict == "correct"
+    assert _grade(grader, card, "it is about technology").verdict == "incorrect"
