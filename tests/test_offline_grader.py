@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from grader.answer_text import strip_meta
 from grader.graders.offline import OfflineGrader
 from grader.models import Card, Grade
-from grader.offline_features import strip_meta
 
 REPO = Path(__file__).resolve().parent.parent
 INJECTION_SUITE = REPO / "evals" / "injection.jsonl"
