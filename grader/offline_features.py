@@ -6,20 +6,35 @@ negation and antonym cues that signal a contradiction, and length / question-cop
 
 Learner text is data: sentences that address the grader (instructions, fake system messages,
 self-assigned scores, closing delimiters) are removed before anything is measured, so they can
-neither earn nor cost credit.
+neither earn nor cost credit (`grader.answer_text`). Words are compared by stem
+(`grader.offline_words`); true/false and numeric references by the answer's truth value or
+number (`grader.offline_polarity`).
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from grader.answer_text import CLAUSE_BREAK, normalise, strip_meta
+from grader.offline_polarity import RETRACTION, polarity
+from grader.offline_words import (
+    ANTONYM_SURFACE,
+    ANTONYMS,
+    NEGATION_WORDS,
+    PREFIXED_OPPOSITE,
+    STOPWORDS,
+    WORD,
+    content_stems,
+    has_negation,
+    negation_stems,
+    stem,
+    text_facts,
+)
 from grader.rubric import list_items, plain
-from grader.spelling import BARE_NEGATIONS, Respeller, words_of
+from grader.spelling import Respeller, words_of
 
 if TYPE_CHECKING:
     import numpy as np
@@ -50,16 +65,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "negation_flip",
 )
 
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _SPLIT_SENTENCES = re.compile(r"(?<=[.!?;])\s+|\n+|\s+-\s+|\s*•\s*")
-_NEGATION = re.compile(
-    r"\b(?:not|no|never|none|nothing|nobody|neither|nor|cannot|without|"
-    r"isn't|aren't|wasn't|weren't|don't|doesn't|didn't|won't|can't|couldn't|shouldn't|"
-    r"wouldn't|hasn't|haven't|hadn't|mustn't|unable|lack|lacks|"
-    + "|".join(sorted(BARE_NEGATIONS))
-    + r")\b|n't\b"
-)
-"""Negation, apostrophes optional: answers typed in a terminal often write "dont" and "isnt"."""
 _NEGATIVE_SENSE = frozenset(
     [
         "bad",
@@ -92,27 +98,6 @@ _NEGATIVE_SENSE = frozenset(
 )
 """Words that carry a negation's sense without one: "bad pipelines" does not drop the negation
 of "They lack robust pipelines" (no message; the feature `neg_mismatch` is unchanged)."""
-_NOT_ONLY = re.compile(r"\bnot\s+(?:just|only|merely|simply|solely)\b")
-"""Not a negation: "systems, not just models" affirms the models and adds the systems."""
-_NEGATION_WORDS = frozenset(
-    [
-        "not",
-        "no",
-        "never",
-        "none",
-        "nothing",
-        "nobody",
-        "neither",
-        "nor",
-        "cannot",
-        "without",
-        "unable",
-        "lack",
-        "lacks",
-        "t",
-        *BARE_NEGATIONS,
-    ]
-)
 LENGTH_RATIO_CAP = 2.6
 """Bound on the log length ratio of answer to reference: the training answers span -3.7 to 2.6,
 and beyond that the fitted weight would extrapolate ("banana " repeated 300 times scored 0.96
@@ -125,113 +110,13 @@ training data: 27% of the first kind and 16% of the second (37 answers; 85% wher
 agrees) were graded correct, against 46% overall; looser overlap rules were no signal at all."""
 _MAX_CHUNKS = 12
 POINT_MIN_COVER = 0.6
+"""A key point no part of the answer matches this closely (cosine), sharing no word with it
+either, is not covered, whatever the model says: single-word points are outside the training
+data and the model's probability for them sits mid-range."""
 _LIST_ITEM_WORDS = 3
 """Key points of at most this many content words are list items ("Test models"), whose words an
 answer naming a sibling item can borrow; longer points are claims that share words freely."""
 _UNIVERSAL = frozenset({"all", "every", "everything", "each", "whole", "entire", "entirely"})
-"""A key point no part of the answer matches this closely (cosine), sharing no word with it
-either, is not covered, whatever the model says: single-word points are outside the training
-data and the model's probability for them sits mid-range."""
-
-_STOPWORD_TEXT = """a an the of to in on at by for from with and or but if then than that this
-    these those it its
-    is are was were be been being am do does did doing have has had having will would shall should
-    can could may might must i you he she we they me him her us them my your his our their what
-    which who whom whose when where why how as so such there here also just only very too into
-    about over under again further once all any both each few more most other some own same s t
-    because while up down out off yes ok well like get gets got one thing things way"""
-STOPWORDS = frozenset(_STOPWORD_TEXT.split())
-
-
-# Pairs whose swap flips a claim. Matched on stems, both directions.
-@functools.cache
-def _english_stemmer() -> Any:
-    import snowballstemmer
-
-    return snowballstemmer.stemmer("english")
-
-
-@functools.cache
-def _negation_stems() -> frozenset[str]:
-    """The negation words as they appear among stems ("nobody" stems to "nobodi")."""
-    return _NEGATION_WORDS | frozenset(stem(word) for word in _NEGATION_WORDS)
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def stem(word: str) -> str:
-    """The Snowball (Porter 2) English stem: "deployment" and "deploy", "scalable" and
-    "scalability", "modelling" and "modeling" meet."""
-    return str(_english_stemmer().stemWord(word))
-
-
-ANTONYM_WORDS: tuple[tuple[str, str], ...] = (
-    ("increase", "decrease"),
-    ("increase", "reduce"),
-    ("more", "less"),
-    ("more", "fewer"),
-    ("higher", "lower"),
-    ("high", "low"),
-    ("larger", "smaller"),
-    ("bigger", "smaller"),
-    ("large", "small"),
-    ("open", "close"),
-    ("true", "false"),
-    ("positive", "negative"),
-    ("before", "after"),
-    ("same", "different"),
-    ("always", "never"),
-    ("connected", "separated"),
-    ("connect", "disconnect"),
-    ("series", "parallel"),
-    ("add", "remove"),
-    ("start", "stop"),
-    ("input", "output"),
-    ("online", "offline"),
-    ("supervised", "unsupervised"),
-    ("overfit", "underfit"),
-    ("static", "dynamic"),
-    ("manual", "automatic"),
-    ("manual", "automated"),
-    ("synchronous", "asynchronous"),
-    ("upstream", "downstream"),
-    ("fast", "slow"),
-    ("faster", "slower"),
-    ("cheap", "expensive"),
-    ("gain", "lose"),
-    ("gain", "loss"),
-    ("attract", "repel"),
-    ("conductor", "insulator"),
-    ("complete", "incomplete"),
-    ("valid", "invalid"),
-    ("correct", "incorrect"),
-    ("stable", "unstable"),
-    ("accurate", "inaccurate"),
-    ("raise", "lower"),
-    ("maximize", "minimize"),
-    ("maximum", "minimum"),
-    ("inside", "outside"),
-    ("push", "pull"),
-    ("hot", "cold"),
-    ("warm", "cool"),
-    ("first", "last"),
-    ("earlier", "later"),
-    ("allow", "prevent"),
-    ("enable", "disable"),
-    ("include", "exclude"),
-    ("accept", "reject"),
-)
-"""Word pairs of opposite meaning; compared by stem, so "decreases" flips "increase"."""
-
-
-ANTONYMS: tuple[tuple[str, str], ...] = tuple(
-    dict.fromkeys((stem(a), stem(b)) for a, b in ANTONYM_WORDS)
-)
-_ANTONYM_SURFACE = frozenset(word for pair in ANTONYM_WORDS for word in pair)
-_PREFIXED_OPPOSITE = {
-    a: b for a, b in ANTONYMS if b.endswith(a) and b[: len(b) - len(a)] in ("in", "un", "dis", "a")
-}
-"""Antonyms that are their word with a negating prefix ("accurate" / "inaccurate"): saying the
-one where the reference says the other, in the reference's own words, is a negation flip."""
 
 
 @dataclass(frozen=True)
@@ -269,41 +154,13 @@ class AnswerDetail:
     reproduces_reference: bool = False
     """The answer's content words are exactly the reference's, with the same polarity."""
     retracted: bool = False
-    """The answer takes itself back ("Actually no, it does not."): see `_RETRACTION`."""
+    """The answer takes itself back ("Actually no, it does not."): see `RETRACTION`."""
     polarity: str | None = None
     """For a true/false or yes/no reference: "same" or "flipped" when the answer opens with one;
     for a reference that is one number: "same" when the answer gives only that number, "flipped"
     when it gives another."""
     respelled: list[str] = field(default_factory=list)
     """Card words the answer misspelled, in the card's spelling (never the learner's)."""
-
-
-def stems_without_negation(text: str) -> frozenset[str]:
-    """The content stems of `text` less its negations: "no monitoring" and "They lack
-    monitoring" say the same about monitoring."""
-    return frozenset(content_stems(text)) - _negation_stems()
-
-
-def content_stems(text: str) -> list[str]:
-    return [stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS]
-
-
-@functools.lru_cache(maxsize=1 << 14)
-def _text_facts(text: str) -> tuple[int, frozenset[str], int, bool]:
-    """Content-stem count, content-stem set, length in words and negation of `text`, memoised: a
-    batch measures each card text once per answer and each answer once per rubric point. A long
-    text that mostly repeats itself (20 words or more, under a tenth of them distinct: "banana
-    banana ...") is as long as its distinct words; no training answer is (routing tables and
-    sums of probabilities repeat a lot, but not that much)."""
-    stems = content_stems(text)
-    words = _WORD.findall(text.lower())
-    distinct = len(set(words))
-    length = distinct if len(words) >= 20 and distinct < 0.1 * len(words) else len(words)
-    return len(stems), frozenset(stems), length, has_negation(text)
-
-
-def has_negation(text: str) -> bool:
-    return _NEGATION.search(_NOT_ONLY.sub(" ", text.lower())) is not None
 
 
 def card_text(question: str, answer: str, footnote: str | None, points: Sequence[str]) -> CardText:
@@ -345,150 +202,9 @@ def _antonym_flips(reference: frozenset[str], answer: frozenset[str]) -> list[tu
     return flips
 
 
-_POLAR = {"true": "false", "false": "true", "yes": "no", "no": "yes"}
-_SAYS = {
-    "true": {"true", "yes", "yep", "correct", "right"},
-    "false": {"false", "no", "nope", "wrong", "incorrect", "untrue"},
-    "yes": {"yes", "yep", "true", "correct", "right"},
-    "no": {"no", "nope", "false", "wrong", "incorrect"},
-}
-"""What a one-word answer means when the reference is one of `_POLAR`: "nope" is FALSE."""
-_FIRST_WORD_ALONE = re.compile(r"\s*(\w+)\s*(?:[,.;:!]|$)")
-
-
-_NUMBER = re.compile(r"(?<![\w.,-])-?\d+(?:,\d{3})*(?:[.,]\d+)?(?![\w-])")
-"""A number standing alone: not the 4 of "GPT-4" or "H2O"; "1,000" is a thousand."""
-_NUMERIC_REFERENCE = re.compile(
-    r"^\s*(?P<number>-?\d+(?:,\d{3})*(?:[.,]\d+)?)\s*(?:%|[A-Za-z]+)?\s*\.?\s*$"
-)
-_COUNTING = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen"
-_COUNTING += " fifteen sixteen seventeen eighteen nineteen twenty"
-_NUMBER_WORDS = {
-    word: value
-    for value, word in enumerate(_COUNTING.split())
-    if word != "one"  # "one per head", "the one that": rarely a count
-} | {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
-
-
-_A_NUMBER = r"(?:\d+(?:[.,]\d+)?|" + "|".join(_NUMBER_WORDS) + ")"
-_HEDGE = re.compile(rf"\b{_A_NUMBER}\s+or\s+{_A_NUMBER}\b", re.IGNORECASE)
-"""Two numbers offered as alternatives: "4 or 7"."""
-
-
-def _number_value(text: str) -> float:
-    if re.fullmatch(r"-?\d+(?:,\d{3})+", text):  # thousands separators
-        return float(text.replace(",", ""))
-    return float(text.replace(",", "."))
-
-
-_FRACTION = re.compile(r"(?<![\w.,/-])(-?\d+)\s*/\s*(\d+)(?![\w/])")
-_SPACED_THOUSANDS = re.compile(r"(?<![\w.,])(\d{1,3})((?:[ \u00a0\u202f]\d{3})+)(?![\w.,])")
-
-
-def _plain_numbers(text: str) -> str:
-    """`text` with numbers in one spelling: a Unicode minus as "-", "1 000" as "1000", a
-    fraction "1/2" as "0.5"."""
-    text = text.replace("\u2212", "-")
-    text = _SPACED_THOUSANDS.sub(lambda m: m.group(1) + re.sub(r"\D", "", m.group(2)), text)
-    return _FRACTION.sub(
-        lambda m: str(int(m.group(1)) / int(m.group(2))) if int(m.group(2)) else m.group(0), text
-    )
-
-
-def _matches(given: float, expected: float, decimals: int) -> bool:
-    """The same number, or a more precise one that rounds to it ("3.14159" for "3.14")."""
-    return given == expected or (decimals > 0 and round(given, decimals) == expected)
-
-
-def _numeric(reference: str, answer: str) -> str | None:
-    """For a reference that is one number (with at most a unit): "same" when the answer gives
-    that number and no other, "flipped" when it gives numbers but never that one or hedges ("4
-    or 7"); None (left to the model) when it gives that number among others ("4, because 2 + 2
-    = 4"). Numbers are digits, or words from two to twenty and the tens."""
-    match = _NUMERIC_REFERENCE.match(_plain_numbers(reference))
-    if match is None:
-        return None
-    answer = _plain_numbers(answer)
-    given = {_number_value(n) for n in _NUMBER.findall(answer)}
-    given |= {float(_NUMBER_WORDS[w]) for w in _WORD.findall(answer.lower()) if w in _NUMBER_WORDS}
-    if not given:
-        return None
-    number = match.group("number")
-    expected = _number_value(number)
-    decimals = len(re.split(r"[.,]", number)[1]) if re.search(r"[.,]\d+$", number) else 0
-    hits = {g for g in given if _matches(g, expected, decimals)}
-    if hits == given:
-        return "same"
-    if not hits or _HEDGE.search(answer):
-        return "flipped"
-    return None
-
-
-_RETRACTION = re.compile(
-    r"\b(?:no,?\s+wait|actually,?\s+no\b(?=\s*[,.;!])|scratch\s+that|"
-    r"i\s+take\s+(?:it|that)\s+back|the\s+opposite\s+is\s+true|i\s+mean\s+the\s+opposite)\b",
-    re.IGNORECASE,
-)
-"""An answer that takes itself back ("... Actually no, it does not."; "FALSE. No wait, TRUE.")
-says nothing for sure: capped like a contradiction, and a true/false one scores 0."""
-_POLAR_HEDGE = re.compile(r"\b(?:true|false|yes|no)\s+or\s+(?:true|false|yes|no)\b", re.I)
-_PLAIN_NO = re.compile(
-    r"\s*(?:(?:of\s+course|definitely|certainly|absolutely|surely)\s+)?not"
-    r"(?:\s+(?:really|at\s+all))?\s*(?:[,.;:!]|$)",
-    re.IGNORECASE,
-)
-"""A "no" said with "not": "Of course not", "Not really", "Definitely not."."""
-
-
-def _polarity(reference: str, answer: str, question: str = "") -> str | None:
-    numeric = _numeric(reference, answer)
-    if numeric is not None:
-        return numeric
-    expected = _WORD.findall(reference.lower())
-    given = _WORD.findall(answer.lower())
-    if len(expected) != 1 or expected[0] not in _POLAR or not given:
-        return None
-    if _POLAR_HEDGE.search(answer) or _RETRACTION.search(answer):  # "false or true"
-        return "flipped"
-    opens_with_not = given[0] == "not" and given[1:2] not in (["false"], ["wrong"], ["incorrect"])
-    restated = _restates_the_question(answer, question)
-    if restated is not None or _PLAIN_NO.match(answer) or opens_with_not:
-        says_no = restated is not True
-        return "same" if says_no == (expected[0] in ("false", "no")) else "flipped"
-    if given[0] == expected[0]:
-        return "same"
-    if given[0] == _POLAR[expected[0]]:
-        return "flipped"
-    # a synonym counts only standing alone ("nope", "no, it is not"): "no idea" is no answer
-    alone = _FIRST_WORD_ALONE.match(answer.lower())
-    if alone is None:
-        return None
-    if alone.group(1) in _SAYS[expected[0]]:
-        return "same"
-    return "flipped" if alone.group(1) in _SAYS[_POLAR[expected[0]]] else None
-
-
-_POLAR_STEMS = frozenset({"true", "fals", "yes", "no", "right", "wrong", "correct", "incorrect"})
-
-
-def _restates_the_question(answer: str, question: str) -> bool | None:
-    """For a true/false question: True when the answer restates its statement ("it is part of
-    MLOps" for "True or false: monitoring is part of MLOps"), False when it restates it negated
-    ("It is not only about technology" for "... MLOps is only about technology"), else None.
-    A restatement uses only the statement's words: half of them or more to affirm it, any to
-    deny it."""
-    words = _text_facts(answer)[1] - _negation_stems() - _POLAR_STEMS
-    asked = _text_facts(question)[1] - _POLAR_STEMS
-    if not words or not words <= asked or has_negation(question):
-        return None
-    if _NEGATION.search(answer.lower()) is not None:  # "not only" denies "only" here
-        return False
-    return True if len(words) * 2 >= len(asked) else None
-
-
 def _surface(stem_: str, text: str) -> str:
     """The first word in `text` with stem `stem_` (for messages)."""
-    return next((w for w in _WORD.findall(text.lower()) if stem(w) == stem_), stem_)
+    return next((w for w in WORD.findall(text.lower()) if stem(w) == stem_), stem_)
 
 
 def respellable_words(card: CardText) -> frozenset[str]:
@@ -496,8 +212,8 @@ def respellable_words(card: CardText) -> frozenset[str]:
     or a word of an antonym pair, so respelling cannot create or hide a contradiction (another
     form of its stem, "automation" beside "automated", can be: slips keep the first letter)."""
     words = words_of((card.question, card.reference, card.footnote, *card.points))
-    never = STOPWORDS | _NEGATION_WORDS
-    return frozenset(w for w in words if w not in never and w not in _ANTONYM_SURFACE)
+    never = STOPWORDS | NEGATION_WORDS
+    return frozenset(w for w in words if w not in never and w not in ANTONYM_SURFACE)
 
 
 def _chunks(
@@ -574,7 +290,7 @@ def _negated_point(card: CardText, detail: AnswerDetail, neg_answer: bool) -> st
         for point, cover, own_words, chunk in zip(
             card.points, detail.point_cover, detail.point_own_words, detail.point_chunk, strict=True
         )
-        if _text_facts(point)[3] != neg_answer
+        if text_facts(point)[3] != neg_answer
         and (cover >= POINT_MIN_COVER or (own_words > 0 and cover >= best))
         and (
             not neg_answer
@@ -590,12 +306,12 @@ def _negated_point(card: CardText, detail: AnswerDetail, neg_answer: bool) -> st
 def _negated_in_a_clause_about(point: str, answer: str) -> bool:
     """Whether a negated clause of the answer holds half the point's words or more: "updated
     will never degrade" is not about "The model must be deployed"."""
-    words = _text_facts(point)[1] - _negation_stems()
+    words = text_facts(point)[1] - negation_stems()
     if not words:
         return True
     for sentence in re.split(r"(?<=[.!?;])\s+|\n+", answer):
         for clause in CLAUSE_BREAK.split(sentence)[::2]:
-            _, stems, _, negated = _text_facts(clause)
+            _, stems, _, negated = text_facts(clause)
             if negated and len(words & stems) * 2 >= len(words):
                 return True
     return False
@@ -607,7 +323,7 @@ def entailed_points(points: Sequence[str]) -> dict[int, int]:
     stems = [frozenset(content_stems(point)) for point in points]
     out: dict[int, int] = {}
     for u, point in enumerate(points):
-        if _UNIVERSAL.isdisjoint(_WORD.findall(point.lower())):
+        if _UNIVERSAL.isdisjoint(WORD.findall(point.lower())):
             continue
         rest = stems[u] - {stem(word) for word in _UNIVERSAL}
         negated = has_negation(point)
@@ -693,8 +409,8 @@ def _flips_in_one_sentence(
         for clause in _with_their_items(CLAUSE_BREAK.split(sentence)[::2]):
             if _CONDITION.search(clause):  # "without X, ..." / "if you don't X" restate X
                 continue
-            _, stems, _, negated = _text_facts(clause)
-            if negated != neg_reference and plain_reference <= stems - _negation_stems():
+            _, stems, _, negated = text_facts(clause)
+            if negated != neg_reference and plain_reference <= stems - negation_stems():
                 return True
     return False
 
@@ -736,12 +452,12 @@ def _features_for(
     detail.point_cover = [float(v) for v in cover.max(axis=1)]
     detail.point_chunk = [shown[int(i)] for i in best]
 
-    answer_stem_count, answer_set, length_answer, neg_answer = _text_facts(answer)
-    _, reference_set, length_reference, neg_reference = _text_facts(card.reference)
-    question_set = _text_facts(card.question)[1]
+    answer_stem_count, answer_set, length_answer, neg_answer = text_facts(answer)
+    _, reference_set, length_reference, neg_reference = text_facts(card.reference)
+    question_set = text_facts(card.question)[1]
     lexical: list[float] = []
     own_words: list[float] = []
-    point_stems = [_text_facts(point)[1] for point in card.points]
+    point_stems = [text_facts(point)[1] for point in card.points]
     shared = frozenset.intersection(*point_stems) if len(point_stems) > 1 else frozenset()
     borrowed = (
         _borrowed_words(point_stems, answer_set)
@@ -767,14 +483,14 @@ def _features_for(
     detail.reproduces_reference = (
         bool(answer_set) and answer_set == reference_set and neg_answer == neg_reference
     )
-    detail.polarity = _polarity(card.reference, answer, card.question)
-    detail.retracted = _RETRACTION.search(answer) is not None
+    detail.polarity = polarity(card.reference, answer, card.question)
+    detail.retracted = RETRACTION.search(answer) is not None
     if detail.retracted:
         detail.contradictions.append("Your answer takes back what it says.")
 
     neg_mismatch = float(neg_answer != neg_reference)
     says_it_otherwise = not neg_answer and not _NEGATIVE_SENSE.isdisjoint(
-        _WORD.findall(answer.lower())
+        WORD.findall(answer.lower())
     )
     if neg_mismatch and not says_it_otherwise:
         negated = _negated_point(card, detail, neg_answer)
@@ -783,8 +499,8 @@ def _features_for(
                 f"Your answer {'negates' if neg_answer else 'drops the negation in'} "
                 f"the point: {negated}"
             )
-    plain_answer = answer_set - _negation_stems()
-    plain_reference = reference_set - _negation_stems()
+    plain_answer = answer_set - negation_stems()
+    plain_reference = reference_set - negation_stems()
     # With several key points each point's own row judges a flip: against the points joined,
     # "the model suddenly becomes inaccurate, data changes silently" would flip the "No one
     # knows ..." of another point.
@@ -803,7 +519,7 @@ def _features_for(
     if (
         len(card.points) == 1
         and any(
-            _PREFIXED_OPPOSITE.get(said) == meant or _PREFIXED_OPPOSITE.get(meant) == said
+            PREFIXED_OPPOSITE.get(said) == meant or PREFIXED_OPPOSITE.get(meant) == said
             for said, meant in flips
         )
         and any(plain_reference - {meant} <= answer_set | {said} for said, meant in flips)

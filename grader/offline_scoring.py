@@ -19,10 +19,10 @@ from grader.offline_features import (
     AnswerDetail,
     CardText,
     Encode,
-    content_stems,
     entailed_points,
     featurize,
 )
+from grader.offline_words import content_stems
 from grader.rubric import LIST_ITEM_WORDS, required_points
 
 if TYPE_CHECKING:

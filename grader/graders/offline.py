@@ -26,14 +26,12 @@ from grader.models import Card, Grade, GradeEvidence, PointResult, PointStatus, 
 from grader.offline_features import (
     FEATURE_NAMES,
     POINT_MIN_COVER,
-    STOPWORDS,
     AnswerDetail,
     CardText,
     card_text,
-    content_stems,
-    stems_without_negation,
 )
 from grader.offline_scoring import Scored, combine, compute_features, final_score
+from grader.offline_words import STOPWORDS, content_stems, stems_without_negation
 from grader.rubric import plain, rubric_for
 from grader.spelling import Respeller
 
