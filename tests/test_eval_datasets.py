@@ -181,6 +181,16 @@ def test_the_eval_loader_reads_every_line_strictly() -> None:
     assert len(loaded.items) == len(_rows())
 
 
+def test_the_reviewer_set_loads_and_matches_the_decks() -> None:
+    """Not hand-graded, but its cards must still be the decks' (see evals/README.md)."""
+    reviewer = SEED_RESPONSES.parent / "reviewer_responses.jsonl"
+    dataset = pytest.importorskip("grader.evaluation.dataset")
+    loaded = dataset.load_datasets([reviewer], strict=True)
+    assert loaded.problems == [] and len(loaded.items) == 234
+    for number, line in enumerate(reviewer.read_text(encoding="utf-8").splitlines(), start=1):
+        _assert_matches_deck(reviewer.name, number, json.loads(line))
+
+
 def test_a_dataset_without_decks_grades_each_response_on_its_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
