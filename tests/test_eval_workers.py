@@ -53,8 +53,9 @@ def grade(tmp_path: Path, plan: WorkerPlan, rows: int, connections: int) -> dict
 
 
 def test_auto_uses_workers_only_for_large_runs_with_many_connections() -> None:
-    assert auto_workers(32, 5000, cpus=2) == 2
-    assert auto_workers(64, 5000, cpus=8) == 4
+    assert auto_workers(32, 5000, cpus=2) == 3  # one more than the cores
+    assert auto_workers(16, 5000, cpus=2) == 2
+    assert auto_workers(64, 5000, cpus=8) == 6
     assert auto_workers(8, 5000, cpus=8) == 1  # the default limit: one process keeps up
     assert auto_workers(32, 100, cpus=8) == 1  # start-up would cost more than it saves
     assert auto_workers(32, 5000, cpus=1) == 1
