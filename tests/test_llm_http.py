@@ -229,6 +229,17 @@ def test_a_refused_request_gives_the_servers_reason_and_the_setting_to_change(
         assert hint in grade.reason
 
 
+def test_json_in_a_code_fence_in_json_mode_suggests_md_json(grader_for: GraderFor) -> None:
+    """A server that ignores response_format lets the model fence its JSON; md_json reads it."""
+    fenced = Reply.content("Here it is:\n```json\n" + json.dumps(GOOD) + "\n```")
+    with LoopbackOpenAIServer(responder=lambda body: fenced) as server:
+        grade = grader_for(server, mode="json", max_reasks=0).grade(CARD, "a")
+        md = grader_for(server, mode="md_json").grade(CARD, "a")
+    assert grade.verdict == "ungraded"
+    assert grade.reason is not None and "try mode md_json" in grade.reason
+    assert md.verdict == "correct"
+
+
 def test_a_key_echoed_where_the_reason_is_cut_short_is_still_redacted(
     grader_for: GraderFor,
 ) -> None:

@@ -499,19 +499,28 @@ def _describe(exc: BaseException, settings: Settings, base_url: str) -> str:
         where = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
         message = str(errors[0]["msg"]) if errors else str(exc)
         tries = f" after {attempts} attempts" if attempts else ""
-        return f"the model's output never validated{tries}: {where or 'output'}: " + _line(
-            message, settings
+        reason = _line(message, settings)
+        return (
+            f"the model's output never validated{tries}: {where or 'output'}: {reason}"
+            + _mode_hint(reason, settings)
         )
     if isinstance(exc, ValueError):
         tries = f" after {attempts} attempts" if attempts else ""
         reason = _line(str(exc), settings)
-        hint = (
-            "; the model answered in text, not with a tool call: try mode json or md_json"
-            if settings.mode == "tools" and "tool call" in reason.lower()
-            else ""
+        return f"the model's output could not be parsed{tries}: {reason}" + _mode_hint(
+            reason, settings
         )
-        return f"the model's output could not be parsed{tries}: {reason}{hint}"
     return f"the LLM call failed: {type(exc).__name__}: {_line(str(exc), settings)}"
+
+
+def _mode_hint(reason: str, settings: Settings) -> str:
+    """The instructor mode that would read what the model sent, when the reason shows it."""
+    lowered = reason.lower()
+    if settings.mode == "tools" and "tool call" in lowered:
+        return "; the model answered in text, not with a tool call: try mode json or md_json"
+    if settings.mode in ("json", "json_schema") and "invalid json" in lowered:
+        return "; if the model wraps its JSON in text or a code fence, try mode md_json"
+    return ""
 
 
 def _server_said(exc: Any, settings: Settings) -> str:
