@@ -376,24 +376,35 @@ _CONDITION = re.compile(r"^\s*(?:if|unless|when)\b|\bwithout\b", re.IGNORECASE)
 
 
 def _with_their_items(clauses: Sequence[str]) -> list[str]:
-    """Clauses, each negated one followed by the bare list items after it (four words or fewer
-    each, not opening with "but") joined on, since its negation covers them: ["has no data
-    pipelines", "trained models", "or logs"] is one clause; ["no real mlops here", "but data
-    pipelines"] stays two."""
+    """Clauses, each negated one followed by a list of two or more bare items (four words or
+    fewer each, not opening with "but") joined with them, since its negation covers them: ["has
+    no data pipelines", "trained models", "or logs"] is one clause. One short clause after a
+    negated one is a claim of its own: ["No MLOps", "everything manual"] stays two, as does
+    ["no real mlops here", "but data pipelines", ...]."""
     out: list[str] = []
-    for clause in clauses:
-        words = clause.split()
-        if (
-            out
-            and len(words) <= 4
-            and words[0].lower() not in ("but", "yet", "however", "though")
-            and not has_negation(clause)
-            and has_negation(out[-1])
-        ):
-            out[-1] = f"{out[-1]}, {clause}"
+    i = 0
+    while i < len(clauses):
+        clause = clauses[i]
+        end = i + 1
+        if has_negation(clause):
+            while end < len(clauses) and _bare_item(clauses[end]):
+                end += 1
+        if end - i - 1 >= 2:
+            out.append(", ".join(clauses[i:end]))
         else:
             out.append(clause)
+            end = i + 1
+        i = end
     return out
+
+
+def _bare_item(clause: str) -> bool:
+    words = clause.split()
+    return (
+        0 < len(words) <= 4
+        and words[0].lower() not in ("but", "yet", "however", "though")
+        and not has_negation(clause)
+    )
 
 
 def _flips_in_one_sentence(

@@ -979,3 +979,11 @@ def test_denying_part_of_a_long_statement_is_a_no(grader: OfflineGrader) -> None
     )
     assert _grade(grader, card, "It is not only about technology").verdict == "correct"
     assert _grade(grader, card, "it is about technology").verdict == "incorrect"
+
+
+def test_one_claim_after_a_negated_one_is_a_claim_of_its_own(grader: OfflineGrader) -> None:
+    """ "No MLOps, everything manual": the "No" is MLOps', not everything manual's."""
+    grade = _grade(grader, LEVEL0, "No MLOps, everything manual, no monitoring")
+    statuses = {p.point: p.status for p in grade.key_points}
+    assert statuses["Everything is manual"] == "hit"
+    assert grade.verdict == "correct"
