@@ -92,7 +92,7 @@ def _numeric(reference: str, answer: str) -> str | None:
 
 
 RETRACTION = re.compile(
-    r"\b(?:no,?\s+wait|actually,?\s+no\b(?=\s*[,.;!])|scratch\s+that|"
+    r"\b(?:no,?\s+wait\b(?=\s*[,.;:!])|actually,?\s+no\b(?=\s*[,.;!])|scratch\s+that|"
     r"i\s+take\s+(?:it|that)\s+back|the\s+opposite\s+is\s+true|i\s+mean\s+the\s+opposite)\b",
     re.IGNORECASE,
 )

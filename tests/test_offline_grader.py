@@ -987,3 +987,9 @@ def test_one_claim_after_a_negated_one_is_a_claim_of_its_own(grader: OfflineGrad
     statuses = {p.point: p.status for p in grade.key_points}
     assert statuses["Everything is manual"] == "hit"
     assert grade.verdict == "correct"
+
+
+def test_no_wait_until_is_no_retraction(grader: OfflineGrader) -> None:
+    assert _grade(grader, TRUE_FALSE, "No, wait until the whole system is ready").verdict == (
+        "correct"
+    )
