@@ -122,9 +122,10 @@ def polarity(reference: str, answer: str, question: str = "") -> str | None:
     if restated is not None or _PLAIN_NO.match(answer) or opens_with_not:
         says_no = restated is not True
         return "same" if says_no == (expected[0] in ("false", "no")) else "flipped"
-    if given[0] == expected[0]:
+    first = _polar_word(given[0])
+    if first == expected[0]:
         return "same"
-    if given[0] == _POLAR[expected[0]]:
+    if first == _POLAR[expected[0]]:
         return "flipped"
     # a synonym counts only standing alone ("nope", "no, it is not"): "no idea" is no answer
     alone = _FIRST_WORD_ALONE.match(answer.lower())
@@ -133,6 +134,20 @@ def polarity(reference: str, answer: str, question: str = "") -> str | None:
     if alone.group(1) in _SAYS[expected[0]]:
         return "same"
     return "flipped" if alone.group(1) in _SAYS[_POLAR[expected[0]]] else None
+
+
+def _polar_word(word: str) -> str:
+    """`word`, or "true" / "false" when it is one slip away from it: two letters swapped
+    ("fasle", "ture") or one dropped or doubled ("fals", "truee"); never another letter, so
+    "tree" stays a tree. The respeller leaves both alone, as one side of an antonym pair."""
+    from rapidfuzz.distance import OSA
+
+    for polar in ("true", "false"):
+        if word[:1] != polar[0] or OSA.distance(word, polar) != 1:
+            continue
+        if sorted(word) == sorted(polar) or abs(len(word) - len(polar)) == 1:
+            return polar
+    return word
 
 
 _POLAR_STEMS = frozenset({"true", "fals", "yes", "no", "right", "wrong", "correct", "incorrect"})

@@ -993,3 +993,13 @@ def test_no_wait_until_is_no_retraction(grader: OfflineGrader) -> None:
     assert _grade(grader, TRUE_FALSE, "No, wait until the whole system is ready").verdict == (
         "correct"
     )
+
+
+@pytest.mark.parametrize(
+    ("answer", "verdict"),
+    [("Fasle", "correct"), ("flase.", "correct"), ("ture", "incorrect"), ("tree", "incorrect")],
+)
+def test_a_slip_in_true_or_false_is_still_read(
+    grader: OfflineGrader, answer: str, verdict: str
+) -> None:
+    assert _grade(grader, TRUE_FALSE, answer).verdict == verdict
