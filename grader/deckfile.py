@@ -179,22 +179,9 @@ _DeckDumper.add_representer(str, _represent_str)
 
 
 def _card_mapping(card: Card) -> dict[str, Any]:
-    data = card.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
-    data["id"] = card.id
-    order = [
-        "id",
-        "question",
-        "answer",
-        "footnote",
-        "tags",
-        "rubric",
-        "rubric_source",
-        "rubric_answer",
-        "rubric_fingerprint",
-    ]
-    ordered = {key: data[key] for key in order if key in data}
-    ordered.update({k: v for k, v in data.items() if k not in ordered})
-    return ordered
+    # Card declares its fields in the order a deck file shows them, and model_dump keeps it
+    data: dict[str, Any] = card.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
+    return data
 
 
 def dump_deck(deck: Deck) -> str:

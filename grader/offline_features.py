@@ -113,7 +113,7 @@ POINT_MIN_COVER = 0.6
 """A key point no part of the answer matches this closely (cosine), sharing no word with it
 either, is not covered, whatever the model says: single-word points are outside the training
 data and the model's probability for them sits mid-range."""
-_LIST_ITEM_WORDS = 3
+_SHORT_ITEM_STEMS = 3
 """Key points of at most this many content words are list items ("Test models"), whose words an
 answer naming a sibling item can borrow; longer points are claims that share words freely."""
 _UNIVERSAL = frozenset({"all", "every", "everything", "each", "whole", "entire", "entirely"})
@@ -333,7 +333,7 @@ def entailed_points(points: Sequence[str]) -> dict[int, int]:
             if k != u
             and rest
             and rest <= stems[k]
-            and len(stems[k]) <= _LIST_ITEM_WORDS
+            and len(stems[k]) <= _SHORT_ITEM_STEMS
             and has_negation(points[k]) == negated
         ]
         for k in held if len(held) >= 2 else []:  # an enumeration: Train/Test/Deploy manually
@@ -359,7 +359,7 @@ def _borrowed_words(
         stems - frozenset().union(*(s for j, s in enumerate(point_stems) if j != k))
         for k, stems in enumerate(point_stems)
     ]
-    short = [len(stems) <= _LIST_ITEM_WORDS for stems in point_stems]
+    short = [len(stems) <= _SHORT_ITEM_STEMS for stems in point_stems]
     named = [
         short[k] and bool(words & answer_set) and not (point_stems[k] & universal)
         for k, words in enumerate(distinct)
@@ -488,13 +488,16 @@ def _features_for(
     question_only = (
         len(answer_set & (question_set - reference_set)) / len(answer_set) if answer_set else 0.0
     )
-    detail.copies_question = (
-        bool(answer_set) and answer_set <= question_set and not (answer_set & reference_set)
-    )
     detail.reproduces_reference = (
         bool(answer_set) and answer_set == reference_set and neg_answer == neg_reference
     )
     detail.polarity = polarity(card.reference, answer, card.question)
+    detail.copies_question = (  # a true/false answer may restate the question: it says "true"
+        bool(answer_set)
+        and answer_set <= question_set
+        and not (answer_set & reference_set)
+        and detail.polarity is None
+    )
     detail.retracted = RETRACTION.search(answer) is not None
     if detail.retracted:
         detail.contradictions.append("Your answer takes back what it says.")

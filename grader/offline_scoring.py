@@ -118,10 +118,12 @@ def compute_features(
     features, details = featurize(encode, respeller, expanded)
     n = len(items)
     points = features[n:] if len(expanded) > n else np.zeros((0, len(FEATURE_NAMES)))
-    entailments: dict[tuple[str, ...], dict[int, int]] = {}
-    for card, _ in items:
-        if card.points not in entailments:
-            entailments[card.points] = entailed_points(card.points)
+    entailments: dict[CardText, dict[int, int]] = {}
+    required: dict[CardText, int] = {}
+    for card, _ in items:  # once per card, not per answer
+        if card not in entailments:
+            entailments[card] = entailed_points(card.points)
+            required[card] = _required(card)
     return FeatureSet(
         whole=features[:n],
         points=points,
@@ -129,8 +131,8 @@ def compute_features(
         details=details[:n],
         alternatives=alternative_spans,
         alternative_details=details[n:],
-        entailments=[entailments[card.points] for card, _ in items],
-        required=[_required(card) for card, _ in items],
+        entailments=[entailments[card] for card, _ in items],
+        required=[required[card] for card, _ in items],
     )
 
 

@@ -604,9 +604,16 @@ def deck_grader() -> OfflineGrader:
 def test_the_answer_to_a_sibling_card_is_caught_with_the_deck(
     grader: OfflineGrader, deck_grader: OfflineGrader, card: Card, answer: str, other: Card
 ) -> None:
-    alone = _grade(grader, card, answer)
-    assert alone.score is not None and alone.score > 0.2  # without the deck it passes or nearly
-    grade = _grade(deck_grader, card, answer)
+    _assert_answers_another_card(grader, deck_grader, card, answer, other)
+
+
+def _assert_answers_another_card(
+    alone: OfflineGrader, with_deck: OfflineGrader, card: Card, answer: str, other: Card
+) -> None:
+    """Without the deck the answer passes or nearly; with it, it is capped as `other`'s."""
+    without = _grade(alone, card, answer)
+    assert without.score is not None and without.score > 0.2
+    grade = _grade(with_deck, card, answer)
     assert grade.verdict == "incorrect" and grade.score == pytest.approx(0.2)
     assert grade.misconceptions[0] == f"This answers another card: \u201c{other.question}\u201d"
     assert "That is the answer to another card, not to this one." in grade.feedback
@@ -664,11 +671,7 @@ def test_a_short_answer_naming_another_cards_item_is_caught(
     grader: OfflineGrader, steps_grader: OfflineGrader, card: Card, answer: str, other: Card
 ) -> None:
     """Too short for the cosine rule: its words are exactly another card's item."""
-    alone = _grade(grader, card, answer)
-    assert alone.score is not None and alone.score > 0.2
-    grade = _grade(steps_grader, card, answer)
-    assert grade.verdict == "incorrect" and grade.score == pytest.approx(0.2)
-    assert grade.misconceptions[0] == f"This answers another card: \u201c{other.question}\u201d"
+    _assert_answers_another_card(grader, steps_grader, card, answer, other)
 
 
 @pytest.mark.parametrize(

@@ -133,10 +133,12 @@ def compare_results(
     paired = pair(results_a, results_b)
     keys = paired.graded
     binary = binary_datasets([*results_a.values(), *results_b.values()])
+    # both runs graded the same responses, so their classes and gold are the same
+    classes, gold_classes, _ = class_view([results_a[k] for k in keys], binary)
+    code = {name: i for i, name in enumerate(classes)}
     runs = []
     for results in (results_a, results_b):
-        classes, gold_classes, pred_classes = class_view([results[k] for k in keys], binary)
-        code = {name: i for i, name in enumerate(classes)}
+        pred_classes = class_view([results[k] for k in keys], binary)[2]
         pred = np.asarray([results[k].predicted_score for k in keys], dtype=np.float64)
         runs.append((pred, np.asarray([code[c] for c in pred_classes], dtype=np.int64)))
     gold = np.asarray([results_a[k].gold for k in keys], dtype=np.float64)

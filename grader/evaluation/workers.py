@@ -46,8 +46,9 @@ from grader.settings import Settings
 CONNECTIONS_PER_WORKER = 11
 """Connections one grading process serves well. An event loop spends a few milliseconds of CPU
 on each request, and once it is busy most of the time every request also waits its turn: on 2
-cores at D = 100 ms, 16 connections graded at 0.80-0.82 of ideal in one process and 0.86-0.87
-in two, and 32 at 0.81 (mean of 5) in two and 0.83-0.84 (mean of 9) in three."""
+cores at D = 100 ms, 16 connections graded at 0.79-0.82 of ideal in one process and 0.86-0.87
+in two (two runs each), and in 8 interleaved pairs of runs at 32 connections three processes
+beat two 7 times (one tie), by 0.025 of ideal on average."""
 MIN_RESPONSES_FOR_WORKERS = 200
 """Smaller runs grade in-process: starting workers would cost more than it saves."""
 LINE_LIMIT = 16 * 1024 * 1024

@@ -295,7 +295,7 @@ class OfflineGrader:
             point_scores = point_scores[:1] * len(card.points)
         if not detail.answer:
             score = 0.0
-        elif detail.copies_question and detail.polarity is None:  # a true/false one restates
+        elif detail.copies_question:
             score = min(score, QUESTION_COPY_CAP)
         score = round(min(1.0, max(0.0, score)), 4)
         verdict = verdict_for_score(score)
@@ -381,23 +381,25 @@ def _feedback(
         if wanted < len(points) and len(hit) >= wanted:
             others = [p.point for p in points if p.status != "hit"]
             sentences.append(f"Also right would be: {others[0]}." if others else "")
-        elif missed:
-            sentences.append(f"For a complete answer, also mention: {missed[0]}.")
-        elif in_part:
-            sentences.append(f"For a complete answer, be more precise about: {in_part[0]}.")
         else:
-            sentences.append("You covered the key points.")
+            sentences.append(
+                _ask_for(
+                    missed,
+                    in_part,
+                    "For a complete answer, also mention",
+                    "For a complete answer, be more precise about",
+                )
+                or "You covered the key points."
+            )
     elif verdict == "partial":
         sentences.append(_partly_right(len(hit), len(in_part), len(points), wanted))
         if contradicts:
             sentences.append("Part of your answer contradicts the reference.")
-        if missed:
-            sentences.append(f"Missing: {missed[0]}.")
-        elif in_part:
-            sentences.append(f"Say more about: {in_part[0]}.")
+        if ask := _ask_for(missed, in_part, "Missing", "Say more about"):
+            sentences.append(ask)
     else:
         sentences.append("Not quite.")
-        if detail.copies_question and detail.polarity is None:
+        if detail.copies_question:
             sentences.append("Restating the question earns no credit.")
         elif answers_another_card:
             sentences.append("That is the answer to another card, not to this one.")
@@ -410,6 +412,14 @@ def _feedback(
     if detail.respelled:  # the card's spelling, never the learner's words
         sentences.append(f"Check the spelling of: {', '.join(detail.respelled[:_SPELLING_HINTS])}.")
     return " ".join(s for s in sentences[:3] if s).replace("..", ".")
+
+
+def _ask_for(missed: list[str], in_part: list[str], missing: str, vague: str) -> str:
+    """The next point to ask for: a missed one first ("Missing: X."), else one covered in part
+    ("Say more about: X."); "" when there is none."""
+    if missed:
+        return f"{missing}: {missed[0]}."
+    return f"{vague}: {in_part[0]}." if in_part else ""
 
 
 def _partly_right(hit: int, in_part: int, points: int, wanted: int) -> str:
