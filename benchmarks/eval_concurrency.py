@@ -248,6 +248,9 @@ def offline_rate(limit: int) -> None:
         runner.grade_into(Path(tmp) / "run", grader, loaded.items, max_connections=1)
         elapsed = time.perf_counter() - started
     n = len(loaded.items)
+    from blas_kernel import describe
+
+    print(describe())
     print(
         f"offline grader: {n} responses of {dataset.name} in {elapsed:.2f} s "
         f"= {n / elapsed:.0f} responses/s (model load excluded)"

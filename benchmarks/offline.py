@@ -2,7 +2,9 @@
 
     .venv/bin/python benchmarks/offline.py [--runs 5] [--batch 400]
 
-Prints what it measured; asserts nothing (the machine is shared, times vary).
+Prints what it measured; asserts nothing (the machine is shared, times vary). The first line names
+the BLAS kernel numpy runs: where the environment forces an older one (OPENBLAS_CORETYPE), the
+encoder runs at about half speed; `benchmarks/blas_kernel.py` says how to measure both.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from blas_kernel import describe
 
 REPO = Path(__file__).resolve().parent.parent
 GRADER = str(Path(sys.executable).parent / "grader")
@@ -39,6 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     env["GRADER_HOME"] = tempfile.mkdtemp(prefix="grader-bench-")
+    print(describe())
 
     help_s = _fresh([GRADER, "--help"], args.runs, env)
     print(f"grader --help, fresh process, median of {args.runs}: {help_s * 1000:.0f} ms")
