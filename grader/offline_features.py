@@ -530,15 +530,20 @@ def _features_for(
         )
     )
     flips = _antonym_flips(reference_set, answer_set)
-    if (
-        len(card.points) == 1
-        and any(
-            PREFIXED_OPPOSITE.get(said) == meant or PREFIXED_OPPOSITE.get(meant) == said
-            for said, meant in flips
+    if len(card.points) == 1 and any(
+        plain_reference - {meant} <= answer_set | {said}
+        and (
+            PREFIXED_OPPOSITE.get(said) == meant
+            or PREFIXED_OPPOSITE.get(meant) == said
+            or neg_answer == neg_reference
         )
-        and any(plain_reference - {meant} <= answer_set | {said} for said, meant in flips)
+        for said, meant in flips
     ):
-        negation_flip = 1.0  # "too accurate" for "suddenly becomes inaccurate": a negation
+        # The reference's own words with one swapped for its opposite: "too accurate" for
+        # "suddenly becomes inaccurate", "it removes the labels" for "Add labels". A negation
+        # as well ("does not remove the labels") says it twice, unless the opposite is the
+        # word with a negating prefix.
+        negation_flip = 1.0
     for said, meant in flips[:2]:
         detail.contradictions.append(
             f"Your answer says '{_surface(said, answer)}' where the reference says "

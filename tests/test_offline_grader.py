@@ -756,6 +756,57 @@ def test_the_unprefixed_opposite_of_a_point_is_a_negation_of_it(
     )
 
 
+ANNOTATION = Card(
+    id="c-annotation",
+    question="What is the role of data annotation in supervised learning?",
+    answer="Add labels",
+)
+INPUT_DRIFT = Card(
+    id="c-input-drift",
+    question="What does 'data drift' mean in ML?",
+    answer="The input data distribution changes over time.",
+)
+
+
+@pytest.mark.parametrize(
+    ("card", "answer", "said", "meant"),
+    [
+        (ANNOTATION, "it removes the labels", "removes", "add"),
+        (INPUT_DRIFT, "the output data distribution changes over time", "output", "input"),
+    ],
+)
+def test_the_reference_with_one_word_swapped_for_its_opposite_is_a_contradiction(
+    grader: OfflineGrader, card: Card, answer: str, said: str, meant: str
+) -> None:
+    """The rest of the reference's words are all there: the answer says the opposite."""
+    grade = _grade(grader, card, answer)
+    assert grade.verdict == "incorrect"
+    assert f"Your answer says '{said}' where the reference says '{meant}'." in grade.misconceptions
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "it does not remove the labels, it adds them",  # the opposite denied, the word said
+        "remove the noise and add labels",  # the reference's word is said too
+    ],
+)
+def test_an_opposite_that_is_denied_or_said_beside_the_word_is_no_contradiction(
+    grader: OfflineGrader, answer: str
+) -> None:
+    grade = _grade(grader, ANNOTATION, answer)
+    assert grade.verdict != "incorrect"
+
+
+def test_an_opposite_with_other_reference_words_missing_is_not_called_a_contradiction(
+    grader: OfflineGrader,
+) -> None:
+    """"output distribution" lacks "data": the answer may be about something else; the
+    linear model, not the contradiction cap, grades it."""
+    grade = _grade(grader, INPUT_DRIFT, "the model's output distribution changes over time")
+    assert grade.score > 0.1
+
+
 NOT_ENOUGH = Card(
     id="c-not-enough",
     question="Why is training a model not enough in real-world ML?",
