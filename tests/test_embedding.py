@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.embedding import DIM, SentenceEncoder, model_dir, verify_weights
+from grader.embedding import DIM, SentenceEncoder, _softmax_rows, model_dir, verify_weights
 from grader.errors import ModelNotInstalledError
 
 REFERENCE = Path(__file__).parent / "data" / "minilm_reference.json"
@@ -130,3 +130,17 @@ def test_close_stops_the_worker_threads_and_encoding_still_works() -> None:
     fresh.close()
     fresh.close()  # closing twice is harmless
     assert _encoder_threads() == before
+
+
+@pytest.mark.parametrize("spread", [1.0, 30.0, 79.0, 200.0, 2000.0])
+def test_attention_softmax_matches_the_textbook_one_at_any_spread(spread: float) -> None:
+    """Scores within 80 of the largest take the fast path (one max for all rows), wider ones the
+    per-row one; both equal softmax(x) = exp(x - max_row) / sum, and no row is lost to
+    underflow."""
+    rng = np.random.default_rng(0)
+    scores = (rng.random((3, 12, 7, 7)) * spread - spread / 2).astype(np.float32)
+    shifted = np.exp(scores.astype(np.float64) - scores.max(axis=-1, keepdims=True))
+    expected = shifted / shifted.sum(axis=-1, keepdims=True)
+    _softmax_rows(scores)
+    assert np.isfinite(scores).all()
+    np.testing.assert_allclose(scores, expected, rtol=2e-5, atol=1e-7)
