@@ -801,7 +801,7 @@ def test_an_opposite_that_is_denied_or_said_beside_the_word_is_no_contradiction(
 def test_an_opposite_with_other_reference_words_missing_is_not_called_a_contradiction(
     grader: OfflineGrader,
 ) -> None:
-    """"output distribution" lacks "data": the answer may be about something else; the
+    """ "output distribution" lacks "data": the answer may be about something else; the
     linear model, not the contradiction cap, grades it."""
     grade = _grade(grader, INPUT_DRIFT, "the model's output distribution changes over time")
     assert grade.score > 0.1
