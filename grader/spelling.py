@@ -9,6 +9,7 @@ words is replaced by that word. What the learner wrote is still what they are sh
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -83,7 +84,14 @@ class Respeller:
         return _WORD.sub(replace, text), restored
 
     def _closest(self, word: str, vocabulary: frozenset[str]) -> str | None:
-        if len(word) < MIN_LENGTH or word in vocabulary or word in self._known:
+        if len(word) < MIN_LENGTH or word in vocabulary:
+            return None
+        # A real word too, but the card's word in the other spelling ("organise" for the
+        # card's "organize"): its stem would not meet the card's ("organis", "organ").
+        other_spelling = _by_american_spelling(vocabulary).get(american_spelling(word))
+        if other_spelling is not None:
+            return other_spelling
+        if word in self._known:
             return None
         from rapidfuzz.distance import OSA
 
@@ -114,16 +122,27 @@ _SPELLING_VARIANTS = (
 )
 
 
+def american_spelling(word: str) -> str:
+    """`word` with British endings in American form ("organise" -> "organize"); a crude
+    rewrite, used only to compare two words."""
+    for british, us in _SPELLING_VARIANTS:
+        word = word.replace(british, us)
+    return word
+
+
+@functools.lru_cache(maxsize=256)
+def _by_american_spelling(vocabulary: frozenset[str]) -> dict[str, str]:
+    """The card words by their American form, leaving out forms two card words share."""
+    forms: dict[str, list[str]] = {}
+    for word in vocabulary:
+        forms.setdefault(american_spelling(word), []).append(word)
+    return {form: words[0] for form, words in forms.items() if len(words) == 1}
+
+
 def same_in_other_spelling(word: str, other: str) -> bool:
     """Whether two words are one word in British and American spelling ("visualisations",
     "visualizations"; "modelling", "modeling"): matched, but no spelling to check."""
-
-    def american(text: str) -> str:
-        for british, us in _SPELLING_VARIANTS:
-            text = text.replace(british, us)
-        return text
-
-    return word != other and american(word) == american(other)
+    return word != other and american_spelling(word) == american_spelling(other)
 
 
 def _may_be_a_slip_for(word: str, candidate: str) -> bool:

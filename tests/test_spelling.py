@@ -110,3 +110,22 @@ def test_british_spelling_is_matched_but_never_called_a_misspelling(
     text, restored = respeller.respell_noting(f"the {written} matter", frozenset({card_word}))
     assert text == f"the {card_word} matter"
     assert restored == []
+
+
+@pytest.mark.parametrize(
+    ("written", "card_word"),
+    [("organise", "organize"), ("organize", "organise"), ("modelling", "modeling")],
+)
+def test_a_known_word_in_the_other_spelling_takes_the_cards(written: str, card_word: str) -> None:
+    """ "organise" is a real word, so never a slip; it is still the card's word."""
+    respeller = Respeller(frozenset({written, card_word}))
+    text, restored = respeller.respell_noting(
+        f"plan, {written} and iterate", frozenset({card_word})
+    )
+    assert text == f"plan, {card_word} and iterate"
+    assert restored == []
+
+
+def test_a_known_word_is_otherwise_left_alone() -> None:
+    respeller = Respeller(frozenset({"organism"}))
+    assert respeller.respell("an organism", frozenset({"organise"})) == "an organism"
