@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import re
 
-from grader.offline_words import NEGATION, WORD, has_negation, negation_stems, text_facts
+from grader.offline_words import (
+    NEGATION,
+    STOPWORDS,
+    WORD,
+    has_negation,
+    negation_stems,
+    text_facts,
+)
 
 _POLAR = {"true": "false", "false": "true", "yes": "no", "no": "yes"}
 _SAYS = {
@@ -159,7 +166,8 @@ def _restates_the_question(answer: str, question: str) -> bool | None:
     ("It is not only about technology" for "... MLOps is only about technology"), else None.
     A restatement uses only the statement's words: half of them or more to affirm it, any to
     deny it."""
-    words = text_facts(answer)[1] - negation_stems() - _POLAR_STEMS
+    # less stopwords a contraction leaves among the stems: the "it" of "it's not enough"
+    words = text_facts(answer)[1] - negation_stems() - _POLAR_STEMS - STOPWORDS
     asked = text_facts(question)[1] - _POLAR_STEMS
     if not words or not words <= asked or has_negation(question):
         return None

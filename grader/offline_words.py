@@ -150,7 +150,17 @@ def stems_without_negation(text: str) -> frozenset[str]:
 
 
 def content_stems(text: str) -> list[str]:
-    return [stem(w) for w in WORD.findall(text.lower()) if w not in STOPWORDS]
+    words = (_uncontracted(w) for w in WORD.findall(text.lower()))
+    return [stem(w) for w in words if w not in STOPWORDS]
+
+
+def _uncontracted(word: str) -> str:
+    """A negation's contraction is "not", as written out: "isn't" and "don't" say "is not" and
+    "do not"."""
+    base, apostrophe, rest = word.partition("'")
+    if apostrophe and rest == "t" and base.endswith("n"):
+        return "not"
+    return word
 
 
 @functools.lru_cache(maxsize=1 << 14)

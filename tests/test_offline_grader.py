@@ -294,7 +294,7 @@ ANOMALIES = Card(
 
 
 def test_partial_feedback_on_one_point_counts_no_points(grader: OfflineGrader) -> None:
-    grade = _grade(grader, ANOMALIES, "when production data differs from the training data")
+    grade = _grade(grader, ANOMALIES, "production data that differs from the training data a bit")
     assert grade.verdict == "partial"
     assert grade.feedback.startswith("Partly right. Say more about: Sudden anomalies")
     assert "0 of 1" not in grade.feedback
@@ -973,6 +973,13 @@ PART_OF = Card(
 )
 
 
+ENOUGH = Card(
+    id="c-enough",
+    question="True or false: A trained model is enough for deployment.",
+    answer="FALSE",
+)
+
+
 @pytest.mark.parametrize(
     ("card", "answer", "verdict"),
     [
@@ -984,6 +991,9 @@ PART_OF = Card(
         (PART_OF, "it is part of MLOps", "correct"),
         (PART_OF, "monitoring is not part of MLOps", "incorrect"),
         (PART_OF, "not true", "incorrect"),
+        (ENOUGH, "it's not enough", "correct"),  # the "it" of "it's" is not a word of its own
+        (ENOUGH, "it isn't enough", "correct"),
+        (ENOUGH, "it doesn't suffice, it is not enough", "correct"),
     ],
 )
 def test_a_true_false_card_reads_the_statement_restated_or_denied(
@@ -1057,3 +1067,20 @@ def test_a_slip_in_true_or_false_is_still_read(
     grader: OfflineGrader, answer: str, verdict: str
 ) -> None:
     assert _grade(grader, TRUE_FALSE, answer).verdict == verdict
+
+
+@pytest.mark.parametrize(
+    ("contracted", "written_out"),
+    [("isn't", "is not"), ("don't", "do not"), ("can't", "can not"), ("won't", "will not")],
+)
+def test_a_negation_contracted_has_the_words_of_it_written_out(
+    contracted: str, written_out: str
+) -> None:
+    """ "don't" used to be a content word of its own: "you don't retrain" had a word that "you do
+    not retrain" has not, and a negation that no negation stem removed."""
+    from grader.offline_words import content_stems, negation_stems
+
+    assert content_stems(f"you {contracted} retrain the model") == content_stems(
+        f"you {written_out} retrain the model"
+    )
+    assert not set(content_stems(contracted)) - negation_stems()
