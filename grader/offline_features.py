@@ -23,6 +23,7 @@ from grader.offline_polarity import RETRACTION, polarity
 from grader.offline_words import (
     ANTONYM_SURFACE,
     ANTONYMS,
+    NEGATION,
     NEGATION_WORDS,
     PREFIXED_OPPOSITE,
     STOPWORDS,
@@ -293,14 +294,29 @@ def _negated_point(card: CardText, detail: AnswerDetail, neg_answer: bool) -> st
         if text_facts(point)[3] != neg_answer
         and (cover >= POINT_MIN_COVER or (own_words > 0 and cover >= best))
         and (
-            not neg_answer
-            or (
+            _says_what_the_negation_governs(point, detail.answer)
+            if not neg_answer
+            else (
                 has_negation(chunk)  # the part of the answer closest to the point
                 and _negated_in_a_clause_about(point, detail.answer)
             )
         )
     ]
     return max(candidates)[1] if candidates else None
+
+
+def _says_what_the_negation_governs(point: str, answer: str) -> bool:
+    """Whether the answer says a word that a negation of the point governs (the words after it
+    in its clause): "anomalies" names the point "Sudden anomalies or shifts in data not seen
+    during training" but says nothing of "seen during training", so it drops no negation;
+    "good monitoring" for "They lack monitoring" does."""
+    governed: set[str] = set()
+    for clause in CLAUSE_BREAK.split(point)[::2]:
+        negation = NEGATION.search(clause.lower())
+        if negation is not None:
+            governed |= set(content_stems(clause.lower()[negation.end() :]))
+    governed -= negation_stems()
+    return not governed or not governed.isdisjoint(text_facts(answer)[1])
 
 
 def _negated_in_a_clause_about(point: str, answer: str) -> bool:

@@ -1084,3 +1084,18 @@ def test_a_negation_contracted_has_the_words_of_it_written_out(
         f"you {written_out} retrain the model"
     )
     assert not set(content_stems(contracted)) - negation_stems()
+
+
+@pytest.mark.parametrize(
+    ("answer", "dropped"),
+    [
+        ("anomalies", False),  # names the point, says nothing of "seen during training"
+        ("shifts in production data", False),
+        ("data seen during training", True),  # says what "not" governs, without the "not"
+    ],
+)
+def test_a_dropped_negation_is_named_only_when_the_answer_says_what_it_governs(
+    grader: OfflineGrader, answer: str, dropped: bool
+) -> None:
+    grade = _grade(grader, ANOMALIES, answer)
+    assert any("drops the negation" in m for m in grade.misconceptions) is dropped
