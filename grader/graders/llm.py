@@ -66,7 +66,7 @@ def to_grade(response: GradeResponse, rubric: Sequence[str], evidence: GradeEvid
 
 def preload(settings: Settings) -> None:
     """Load the LLM stack for grading once, before forking grading workers."""
-    adapter.preload(GradeResponse, settings.mode)
+    adapter.preload(GradeResponse)
 
 
 class LLMGrader:
