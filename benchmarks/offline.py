@@ -105,16 +105,15 @@ def main() -> None:
         first_rate, second_rate = (float(x) for x in done.stdout.split())
         cold.append(first_rate)
         warm_batch.append(second_rate)
-    print(
-        f"grade_many over {args.batch} answers to the cards of {DATA.name} they answer, every "
-        f"card new (cold), fresh process, median of {len(cold)}: {statistics.median(cold):.0f} "
-        f"answers/s (runs: {', '.join(f'{r:.0f}' for r in cold)})"
-    )
-    print(
-        f"grade_many over {args.batch} new answers to the same (already encoded) cards, "
-        f"median of {len(warm_batch)}: {statistics.median(warm_batch):.0f} answers/s "
-        f"(runs: {', '.join(f'{r:.0f}' for r in warm_batch)})"
-    )
+    what = f"grade_many over {args.batch} answers of {DATA.name}"
+    print(_rates(f"{what}, every card new (cold), fresh process", cold))
+    print(_rates(f"{what} again, new answers to the same (already encoded) cards", warm_batch))
+
+
+def _rates(what: str, rates: list[float]) -> str:
+    runs = ", ".join(f"{r:.0f}" for r in rates)
+    median = statistics.median(rates)
+    return f"{what}, median of {len(rates)}: {median:.0f} answers/s (runs: {runs})"
 
 
 def batch_child(size: int) -> None:

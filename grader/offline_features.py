@@ -23,11 +23,11 @@ from grader.offline_polarity import RETRACTION, polarity
 from grader.offline_words import (
     ANTONYM_SURFACE,
     ANTONYMS,
-    NEGATION,
     NEGATION_WORDS,
     PREFIXED_OPPOSITE,
     STOPWORDS,
     WORD,
+    after_negation,
     content_stems,
     has_negation,
     negation_stems,
@@ -312,9 +312,7 @@ def _says_what_the_negation_governs(point: str, answer: str) -> bool:
     "good monitoring" for "They lack monitoring" does."""
     governed: set[str] = set()
     for clause in CLAUSE_BREAK.split(point)[::2]:
-        negation = NEGATION.search(clause.lower())
-        if negation is not None:
-            governed |= set(content_stems(clause.lower()[negation.end() :]))
+        governed |= set(content_stems(after_negation(clause) or ""))
     governed -= negation_stems()
     return not governed or not governed.isdisjoint(text_facts(answer)[1])
 

@@ -178,4 +178,11 @@ def text_facts(text: str) -> tuple[int, frozenset[str], int, bool]:
 
 
 def has_negation(text: str) -> bool:
-    return NEGATION.search(_NOT_ONLY.sub(" ", text.lower())) is not None
+    return after_negation(text) is not None
+
+
+def after_negation(text: str) -> str | None:
+    """`text` (lowercase) after its first negation, or None without one ("not only" is none)."""
+    plain = _NOT_ONLY.sub(" ", text.lower())
+    negation = NEGATION.search(plain)
+    return None if negation is None else plain[negation.end() :]
