@@ -24,6 +24,9 @@ class ScriptedGrader:
         self.mode = mode
         self.limit = limit
         self.graded = 0
+        self.grading = 0
+        self.peak = 0
+        """The most answers this worker graded at once."""
 
     async def agrade(self, card: Card, answer: str) -> Grade:
         if self.mode == "leak-key":
@@ -34,13 +37,16 @@ class ScriptedGrader:
             sys.stderr.write("worker crashed on purpose\n")
             sys.stderr.flush()
             os._exit(7)
+        self.grading += 1
+        self.peak = max(self.peak, self.grading)
         await asyncio.sleep(0.01)
+        self.grading -= 1
         self.graded += 1
-        has_key = self.settings.api_key is not None
+        key = "received" if self.settings.api_key is not None else "missing"
         return Grade(
             score=1.0,
             verdict="correct",
-            feedback=f"pid {os.getpid()} key {'received' if has_key else 'missing'}",
+            feedback=f"pid {os.getpid()} peak {self.peak} key {key}",
             evidence=GradeEvidence(grader="llm", model=self.settings.model),
         )
 

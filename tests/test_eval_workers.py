@@ -21,7 +21,13 @@ from typer.testing import CliRunner
 from grader.cli import app
 from grader.evaluation import runner
 from grader.evaluation.dataset import load_datasets
-from grader.evaluation.workers import WorkerPlan, auto_workers, can_fork, connection_shares
+from grader.evaluation.workers import (
+    QUEUED_PER_WORKER,
+    WorkerPlan,
+    auto_workers,
+    can_fork,
+    connection_shares,
+)
 from grader.settings import Settings
 from grader.testing.openai_server import InFlight, LoopbackOpenAIServer, Reply, wait_until
 
@@ -83,6 +89,17 @@ def test_workers_grade_everything_and_the_key_travels_over_the_pipe(
     assert len({f.split()[1] for f in feedback}) == 2  # both worker processes graded
     lines = (tmp_path / "run" / runner.RESULTS_FILE).read_text().splitlines()
     assert len(lines) == 42  # one writer: no torn or interleaved lines
+
+
+@pytest.mark.parametrize("start", START_METHODS)
+def test_a_worker_grades_its_share_at_once_however_many_wait_in_it(
+    tmp_path: Path, start: str
+) -> None:
+    assert QUEUED_PER_WORKER > 0  # the parent hands each worker more than its share
+    plan = fake_workers(tmp_path / "home", 2, "good", start=start)
+    out = grade(tmp_path, plan, 40, connections=4)
+    peaks = {int(r.grade.feedback.split()[3]) for r in out["results"].values()}
+    assert max(peaks) == 2  # each worker's share of 4 connections, reached and never passed
 
 
 @pytest.mark.parametrize("start", START_METHODS)
@@ -211,7 +228,8 @@ def test_forked_workers_hold_only_their_own_pipes_and_a_killed_one_leaves_ungrad
     assert shared == set()
     assert len(results) == 42
     ungraded = [r.grade.reason for r in results.values() if r.verdict == "ungraded"]
-    assert 1 <= len(ungraded) <= 2  # the killed worker's share in flight; the other did the rest
+    # what the killed worker held (its share in flight, the rest queued); the other did the rest
+    assert 1 <= len(ungraded) <= 2 + QUEUED_PER_WORKER
     assert set(ungraded) == {"grader failed: grading worker exited with code -9"}
 
 
