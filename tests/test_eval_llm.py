@@ -158,3 +158,39 @@ def test_a_cassette_that_cannot_replay_is_one_line(tmp_path: Path, text: str, me
     result = invoke(str(data), "--replay", str(cassette), "--no-report")
     assert result.exit_code == 1
     assert result.stderr == f"error: {cassette}: {message}\n"
+
+
+def test_resume_goes_on_only_with_the_runs_own_model_and_prompt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows(4))
+    run = tmp_path / "run"
+    quiet = ["--bootstrap", "0", "--no-report"]
+    with LoopbackOpenAIServer(responder=grade_responder) as server:
+        llm = ["--grader", "llm", "--base-url", server.base_url]
+        first = invoke(str(data), *llm, "--run-dir", str(run), *quiet)
+        assert first.exit_code == 0, first.stderr
+        calls = len(server.requests)
+        spec = json.loads((run / "spec.json").read_text())
+
+        other_model = invoke("--resume", str(run), "--model", "other-model", *quiet)
+        assert other_model.exit_code == 2
+        assert other_model.stderr.startswith(
+            f"error: run {spec['run_id']} was graded with model {spec['model']}, "
+            "and would now go on with other-model: "
+        )
+
+        prompts = tmp_path / "prompts"
+        prompts.mkdir()
+        for part in ("system", "user"):
+            source = Path(__file__).resolve().parent.parent / "prompts" / f"grade.{part}.md"
+            (prompts / source.name).write_text(source.read_text() + "\nBe brief.\n")
+        with monkeypatch.context() as patched:
+            patched.setattr("grader.llm.prompts.prompt_dirs", lambda: [prompts])
+            other_prompt = invoke("--resume", str(run), *quiet)
+        assert other_prompt.exit_code == 2
+        assert f"was graded with prompt {spec['prompt_hash']}, and would now" in other_prompt.stderr
+
+        same = invoke("--resume", str(run), *quiet)
+        assert same.exit_code == 0, same.stderr
+        assert len(server.requests) == calls  # refused runs sent nothing; the run was complete

@@ -6,7 +6,7 @@ polled, and the output file downloaded and turned into grades. The batch id is s
 directory (`batch.json`) before polling starts, so `grader eval --resume RUN` picks the same batch
 up instead of paying for it twice. Uses plain HTTP (httpx2, which openai itself uses); the request
 body mirrors what the live grader sends. An output that does not validate is `ungraded` (there are
-no re-asks in a batch); `--resume` without `--batch` can re-grade those live.
+no re-asks in a batch); `--resume` after the batch has ended submits a new batch for those.
 """
 
 from __future__ import annotations

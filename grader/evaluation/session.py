@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from grader.atomic import WriteError, check_writable
-from grader.errors import InputError
+from grader.errors import InputError, UsageError
 from grader.evaluation import runner
 from grader.evaluation.dataset import LoadedData, card_for, load_datasets
 from grader.evaluation.runner import ProgressCallback, ResultRecord, RunSpec
@@ -182,6 +182,8 @@ def run_eval(
     kind = str(getattr(grader, "kind", "fake"))
     if request.batch and kind != "llm":
         raise InputError("--batch needs the LLM grader (--grader llm and an endpoint)")
+    if spec is not None:
+        _check_same_grader(spec, kind, settings, _prompt_hash(grader))
 
     if spec is None:
         cassette = request.record or request.replay
@@ -258,6 +260,23 @@ def _ungraded_reasons(results: list[ResultRecord]) -> dict[str, int]:
         r.grade.reason or "no reason given" for r in results if r.verdict == "ungraded"
     )
     return dict(reasons.most_common())
+
+
+def _check_same_grader(spec: RunSpec, kind: str, settings: Any, prompt_hash: str | None) -> None:
+    """A resumed run must grade with what graded its first part: one run's grades come from
+    one grader, model, endpoint and prompt, as its spec says. UsageError naming what changed."""
+    now: dict[str, str | None] = {"grader": kind, "prompt": prompt_hash}
+    then: dict[str, str | None] = {"grader": spec.grader, "prompt": spec.prompt_hash}
+    if kind == "llm":
+        now |= {"model": settings.model, "base URL": settings.base_url, "mode": settings.mode}
+        then |= {"model": spec.model, "base URL": spec.base_url, "mode": spec.mode}
+    for what, before in then.items():
+        if before is not None and now[what] != before:
+            raise UsageError(
+                f"run {spec.run_id} was graded with {what} {before}, and would now go on with "
+                f"{now[what]}: a run's grades come from one grader; start a new run for the new "
+                "one (or undo the change to resume)"
+            )
 
 
 def _prompt_hash(grader: object) -> str | None:
