@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from eval_fakes import grade_responder, standard_rows, write_dataset
+from eval_fakes import grade_responder, record, standard_rows, write_dataset
 from typer.testing import CliRunner
 
 from grader.cli import app
@@ -97,6 +97,21 @@ def test_record_then_replay_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     spec = json.loads(replayed.stdout)["data"]["spec"]
     assert spec["cassette_mode"] == "replay" and spec["model"] == "gpt-4o-mini"
     assert predictions(tmp_path / "rec.jsonl") == predictions(tmp_path / "rep.jsonl")
+
+    # an answer the recording never sent cannot replay, and says so
+    rows = standard_rows(6)
+    rows[0] = record(0, "an answer nobody recorded", 4, split="a", kind="verbatim")
+    changed = write_dataset(tmp_path / "changed.jsonl", rows)
+    other = invoke(str(changed), "--grader", "llm", "--replay", str(cassette), "--json", *common)
+    assert other.exit_code == 0, other.stderr
+    reasons = json.loads(other.stdout)["data"]["ungraded_reasons"]
+    assert list(reasons.items()) == [
+        (
+            "no exchange recorded in the cassette matches this request (replaying: the data,"
+            " prompt or settings differ from the recorded run's)",
+            1,
+        )
+    ]
 
 
 def test_a_key_the_server_echoes_is_stored_nowhere(

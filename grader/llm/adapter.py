@@ -496,6 +496,20 @@ def _to_usage(raw: Any) -> Usage:
     )
 
 
+def _unrecorded_in_replay(exc: BaseException) -> bool:
+    """Whether vcrpy (`grader eval --replay`) refused a request its cassette never recorded;
+    openai reports that as a connection error. Matched by name: vcrpy is imported only by the
+    eval's cassette module."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # a cause chain is short; never loop on a cyclic one
+        if seen is None:
+            return False
+        if type(seen).__name__ == "CannotOverwriteExistingCassetteException":
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _describe(exc: BaseException, settings: Settings, base_url: str) -> str:
     import openai
     from instructor.core.exceptions import InstructorRetryException
@@ -511,6 +525,11 @@ def _describe(exc: BaseException, settings: Settings, base_url: str) -> str:
             f"{base_url} timed out after {settings.timeout:g}s ({retries} retries); a local "
             "server may still be loading the model: raise the timeout (GRADER_TIMEOUT, or "
             "timeout in $GRADER_HOME/config.toml)"
+        )
+    if _unrecorded_in_replay(exc):
+        return (
+            "no exchange recorded in the cassette matches this request (replaying: the data, "
+            "prompt or settings differ from the recorded run's)"
         )
     if isinstance(exc, openai.APIConnectionError):
         return f"cannot connect to the LLM endpoint {base_url} ({retries} retries)"
