@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +15,7 @@ from eval_fakes import grade_responder, record, standard_rows, write_dataset
 from typer.testing import CliRunner
 
 from grader.cli import app
-from grader.testing.openai_server import LoopbackOpenAIServer, Reply
+from grader.testing.openai_server import LoopbackOpenAIServer, Reply, wait_until
 
 SECRET = "sk-test-secret-never-stored"
 NOT_A_CASSETTE = "not a vcrpy cassette (no list of `interactions`)"
@@ -209,3 +213,46 @@ def test_resume_goes_on_only_with_the_runs_own_model_and_prompt(
         same = invoke("--resume", str(run), *quiet)
         assert same.exit_code == 0, same.stderr
         assert len(server.requests) == calls  # refused runs sent nothing; the run was complete
+
+
+def _results(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_a_recording_killed_midway_resumes_into_a_complete_cassette(tmp_path: Path) -> None:
+    """vcrpy saves a cassette when its context ends, which kill -9 never reaches: the responses
+    graded by the killed process are graded again on resume, so a replay finds every one."""
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows(30))
+    run, cassette = tmp_path / "run", tmp_path / "run.yaml"
+    quiet = ["--bootstrap", "0", "--no-report"]
+    with LoopbackOpenAIServer(responder=grade_responder, delay=0.05) as server:
+        argv = [sys.executable, "-m", "grader", "eval", str(data), "--grader", "llm"]
+        argv += ["--base-url", server.base_url, "--record", str(cassette), "--run-dir", str(run)]
+        child = subprocess.Popen(
+            [*argv, "-c", "2", *quiet],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "GRADER_HOME": str(tmp_path / "home")},
+        )
+        try:
+            results = run / "results.jsonl"
+            assert wait_until(lambda: len(_results(results)) >= 6, 60)
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait(timeout=10)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        killed_with = len(_results(results))
+        assert not cassette.exists()  # nothing was saved
+
+        resumed = invoke("--resume", str(run), "--out", str(tmp_path / "rec.jsonl"), *quiet)
+        assert resumed.exit_code == 0, resumed.stderr
+        assert f"{killed_with} responses were graded after the cassette was last saved" in (
+            resumed.stderr
+        )
+    replayed = invoke(str(data), "--replay", str(cassette), "--out", str(tmp_path / "rep.jsonl"))
+    assert replayed.exit_code == 0, replayed.stderr
+    assert predictions(tmp_path / "rep.jsonl") == predictions(tmp_path / "rec.jsonl")
+    assert len(predictions(tmp_path / "rep.jsonl")) == 32
+    assert all(verdict != "ungraded" for _, _, verdict, _, _ in predictions(tmp_path / "rep.jsonl"))

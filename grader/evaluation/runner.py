@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 import subprocess
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -198,9 +198,9 @@ def read_results(run_dir: Path) -> dict[str, ResultRecord]:
     return results
 
 
-def compact_results(run_dir: Path, order: Sequence[str]) -> None:
-    """Rewrite results.jsonl atomically: one line per key, in input order."""
-    results = read_results(run_dir)
+def compact_results(run_dir: Path, order: Sequence[str], drop: Set[str] = frozenset()) -> None:
+    """Rewrite results.jsonl atomically: one line per key, in input order, without `drop`."""
+    results = {k: v for k, v in read_results(run_dir).items() if k not in drop}
     keys = [k for k in order if k in results] + sorted(set(results) - set(order))
     text = "".join(results[k].model_dump_json() + "\n" for k in keys)
     write_text_atomic(run_dir / RESULTS_FILE, text)

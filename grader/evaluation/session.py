@@ -6,19 +6,23 @@ Returns an `EvalOutcome`; never prints (notices go through the `notice` callback
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from grader.atomic import WriteError, check_writable
+from grader.atomic import WriteError, check_writable, write_text_atomic
 from grader.errors import InputError, UsageError
 from grader.evaluation import runner
 from grader.evaluation.dataset import LoadedData, card_for, load_datasets
 from grader.evaluation.runner import ProgressCallback, ResultRecord, RunSpec
 from grader.evaluation.scoring import EvalSummary, summarise
 from grader.evaluation.workers import WorkerPlan, auto_workers
+
+RECORDED_FILE = "recorded.json"
+"""In a `--record` run's directory: the keys of the results whose exchanges the cassette holds."""
 
 
 class EvalRequest(BaseModel):
@@ -208,6 +212,8 @@ def run_eval(
             request.record.unlink(missing_ok=True)
         runner.write_spec(run_dir, spec)
 
+    if spec.cassette_mode == "record":
+        _forget_unrecorded(run_dir, spec, loaded, notice)
     before = runner.read_results(run_dir)
     pending = len(runner.pending_items(loaded.items, before))
     try:
@@ -332,21 +338,21 @@ def _grade(
     plan: WorkerPlan | None,
 ) -> dict[str, ResultRecord]:
     secret = settings.api_key.get_secret_value() if settings.api_key is not None else None
-    with _cassette(spec, secret):
-        if spec.batch:
-            from grader.evaluation.batch import grade_with_batch
+    try:
+        with _cassette(spec, secret):
+            if spec.batch:
+                from grader.evaluation.batch import grade_with_batch
 
-            results = grade_with_batch(
-                run_dir,
-                grader,
-                settings,
-                loaded.items,
-                notice=notice,
-                progress=progress,
-                poll_seconds=request.poll_seconds,
-            )
-        else:
-            results = runner.grade_into(
+                return grade_with_batch(
+                    run_dir,
+                    grader,
+                    settings,
+                    loaded.items,
+                    notice=notice,
+                    progress=progress,
+                    poll_seconds=request.poll_seconds,
+                )
+            return runner.grade_into(
                 run_dir,
                 grader,
                 loaded.items,
@@ -355,4 +361,29 @@ def _grade(
                 model=spec.model,
                 workers=plan,
             )
-    return results
+    finally:  # vcrpy saved the cassette on the way out, interrupted or not
+        if spec.cassette_mode == "record":
+            keys = sorted(runner.read_results(run_dir))
+            write_text_atomic(run_dir / RECORDED_FILE, json.dumps({"keys": keys}) + "\n")
+
+
+def _forget_unrecorded(
+    run_dir: Path, spec: RunSpec, loaded: LoadedData, notice: Callable[[str], None]
+) -> None:
+    """Drop the results whose exchanges never reached the cassette, so they are graded again.
+
+    vcrpy writes a cassette when its context ends, which Ctrl-C and errors reach but `kill -9`
+    does not: the grades of a killed recording have no exchange to replay. `RECORDED_FILE`
+    lists the results graded before the cassette was last saved."""
+    cassette = Path(spec.cassette) if spec.cassette else None
+    recorded: set[str] = set()
+    if cassette is not None and cassette.is_file():
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+            recorded = set(json.loads((run_dir / RECORDED_FILE).read_text("utf-8"))["keys"])
+    lost = set(runner.read_results(run_dir)) - recorded
+    if lost:
+        notice(
+            f"{len(lost)} responses were graded after the cassette was last saved (the run was "
+            "killed); grading them again so that the recording holds every exchange"
+        )
+        runner.compact_results(run_dir, [item.key for item in loaded.items], drop=lost)
