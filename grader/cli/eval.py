@@ -280,6 +280,7 @@ def _fmt(value: float | None) -> str:
 def _slice_table(title: str, slices: dict[str, SliceMetrics], metrics: Sequence[str]) -> Table:
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(
         title=title,
@@ -293,8 +294,8 @@ def _slice_table(title: str, slices: dict[str, SliceMetrics], metrics: Sequence[
     for header in ("n", "ungraded", *metrics):  # numbers are never cut; a long slice name wraps
         table.add_column(header, no_wrap=True, min_width=len(header))
     for name, sm in slices.items():
-        table.add_row(
-            name, str(sm.n), str(sm.ungraded), *(_fmt(sm.metric(m).value) for m in metrics)
+        table.add_row(  # a slice name is data (a dataset, split or kind): never rich markup
+            Text(name), str(sm.n), str(sm.ungraded), *(_fmt(sm.metric(m).value) for m in metrics)
         )
     return table
 
@@ -302,6 +303,7 @@ def _slice_table(title: str, slices: dict[str, SliceMetrics], metrics: Sequence[
 def _print_outcome(outcome: EvalOutcome) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     from grader.evaluation.scoring import CLASS_METRICS, METRICS, SCORE_METRICS
 
@@ -309,16 +311,18 @@ def _print_outcome(outcome: EvalOutcome) -> None:
     summary = outcome.summary
     overall = summary.overall
     console.print(
-        f"run {outcome.run_id}: {overall.n} responses, {overall.graded} graded, "
-        f"{overall.ungraded} ungraded ({outcome.spec.grader}"
-        + (f", {outcome.spec.model}" if outcome.spec.model else "")
-        + ")"
+        Text(
+            f"run {outcome.run_id}: {overall.n} responses, {overall.graded} graded, "
+            f"{overall.ungraded} ungraded ({outcome.spec.grader}"
+            + (f", {outcome.spec.model}" if outcome.spec.model else "")
+            + ")"
+        )
     )
     table = Table("metric", "value", "95% CI", title="overall")
     for name in METRICS:
         interval = overall.metric(name)
         ci = "" if interval.low is None else f"[{_fmt(interval.low)}, {_fmt(interval.high)}]"
-        table.add_row(name, _fmt(interval.value), ci)
+        table.add_row(name, _fmt(interval.value), Text(ci))
     console.print(table)
     for title, slices in (
         ("per dataset", summary.by_dataset),
@@ -335,21 +339,24 @@ def _print_outcome(outcome: EvalOutcome) -> None:
         else:  # a narrow terminal or a log (80 columns) would cut every number to "0.8…"
             console.print(_slice_table(f"{title}: scores", slices, SCORE_METRICS))
             console.print(_slice_table(f"{title}: verdicts", slices, CLASS_METRICS))
-    console.print(f"run directory: {outcome.run_dir}")
+    console.print(Text(f"run directory: {outcome.run_dir}"))
     if outcome.report is not None:
-        console.print(f"report: {outcome.report}")
+        console.print(Text(f"report: {outcome.report}"))
     if outcome.predictions is not None:
-        console.print(f"predictions: {outcome.predictions}")
+        console.print(Text(f"predictions: {outcome.predictions}"))
 
 
 def _print_comparison(comparison: Comparison, show: int) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console(highlight=False, soft_wrap=True)
-    console.print(
-        f"A = {comparison.run_a} ({comparison.grader_a}), B = {comparison.run_b} "
-        f"({comparison.grader_b}); {comparison.common} responses in common"
+    console.print(  # run ids, directories and response keys are data: Text, never markup/emoji
+        Text(
+            f"A = {comparison.run_a} ({comparison.grader_a}), B = {comparison.run_b} "
+            f"({comparison.grader_b}); {comparison.common} responses in common"
+        )
     )
     if comparison.graded_both != comparison.common:
         console.print(
@@ -359,11 +366,13 @@ def _print_comparison(comparison: Comparison, show: int) -> None:
     table = Table("metric", "A", "B", "B - A", "95% CI of B - A")
     for delta in comparison.deltas:
         ci = "" if delta.low is None else f"[{_fmt(delta.low)}, {_fmt(delta.high)}]"
-        table.add_row(delta.metric, _fmt(delta.a), _fmt(delta.b), _fmt(delta.delta), ci)
+        table.add_row(Text(delta.metric), _fmt(delta.a), _fmt(delta.b), _fmt(delta.delta), Text(ci))
     console.print(table)
     console.print(f"{len(comparison.changed)} responses changed verdict or moved >= 0.25")
     for change in comparison.changed[:show]:
         console.print(
-            f"  {change.key}: {change.verdict_a} {_fmt(change.score_a)} -> "
-            f"{change.verdict_b} {_fmt(change.score_b)} (human {_fmt(change.gold)})"
+            Text(
+                f"  {change.key}: {change.verdict_a} {_fmt(change.score_a)} -> "
+                f"{change.verdict_b} {_fmt(change.score_b)} (human {_fmt(change.gold)})"
+            )
         )

@@ -382,7 +382,7 @@ class InteractiveReview:
         from grader.cli.grade_view import deck_text
 
         out = self.out
-        out.rule(f"proposal {proposal.id} ({position}/{total}) · {proposal.strategy}")
+        out.rule(Text(f"proposal {proposal.id} ({position}/{total}) · {proposal.strategy}"))
         out.print(Text("Question", style="bold cyan"))
         out.print(deck_text(proposal.question))
         out.print(Text("Answer", style="bold cyan"))

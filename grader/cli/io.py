@@ -45,23 +45,28 @@ def import_command(
 
 def _print_import_report(report: ImportReport, *, dry_run: bool) -> None:
     from rich.console import Console
+    from rich.text import Text
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True)  # paths, names, reasons: Text, not markup
     verb = "would add" if dry_run else "added"
     where = "new deck" if report.deck_created else "deck"
     skipped = f", {len(report.skipped)} skipped" if report.skipped else ""
     console.print(
-        f"{report.source} ({report.format}): {report.parsed} cards, "
-        f"{report.footnotes} with footnotes{skipped}"
+        Text(
+            f"{report.source} ({report.format}): {report.parsed} cards, "
+            f"{report.footnotes} with footnotes{skipped}"
+        )
     )
-    console.print(f"{verb} {report.added} cards to {where} {report.deck_path} ({report.deck_name})")
+    console.print(
+        Text(f"{verb} {report.added} cards to {where} {report.deck_path} ({report.deck_name})")
+    )
     if report.duplicates:
         console.print(
             f"{len(report.duplicates)} already in the deck (matched on normalised question text), "
             "not added again"
         )
     for skip in report.skipped:
-        console.print(f"skipped {report.source}:{skip.line}: {skip.reason}")
+        console.print(Text(f"skipped {report.source}:{skip.line}: {skip.reason}"))
 
 
 def export_command(

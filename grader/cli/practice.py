@@ -116,7 +116,11 @@ class Terminal:
             if key in allowed:
                 self.out.print(markup=False)
                 return key
-            self.out.print(f"  ({key.strip() or 'that key'} is not one of the choices)")
+            self.out.print(
+                f"  ({key.strip() or 'that key'} is not one of the choices)",
+                markup=False,
+                emoji=False,
+            )
 
     def _key(self) -> str:
         if self.stdin.isatty():
@@ -171,7 +175,12 @@ def _run_session(
         for number, item in enumerate(queue, start=1):
             out.print()
             label = "new" if item.is_new else "due"
-            out.print(f"[{number}/{len(queue)}] {item.deck} · {label}", style="dim", markup=False)
+            out.print(
+                f"[{number}/{len(queue)}] {item.deck} · {label}",
+                style="dim",
+                markup=False,
+                emoji=False,
+            )
             out.print(Text(item.card.question, style="bold"))
             answer = term.read_answer()
             answered_at = session.clock()
@@ -277,7 +286,11 @@ def practice(
         attempts: list[Attempt] = []
         if not queue:
             why = explain_empty_plan(loaded, history, tag or ())
-            out.print(f"Nothing to practise: {_why_nothing(why, tag or (), clock())}", markup=False)
+            out.print(
+                f"Nothing to practise: {_why_nothing(why, tag or (), clock())}",
+                markup=False,
+                emoji=False,
+            )
         else:
             with _status(err, "Loading the grader…"):
                 cards = [card for deck in loaded for card in deck.deck.cards]
@@ -343,7 +356,7 @@ def _render_stats(result: Stats) -> RenderableType:
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold")
     head.add_column()
-    head.add_row("Decks", ", ".join(result.decks) or "(no practice yet)")
+    head.add_row("Decks", Text(", ".join(result.decks) or "(no practice yet)"))
     if result.cards is not None:
         head.add_row("Cards", f"{result.cards} ({result.new} never reviewed)")
     head.add_row("Due today", f"{result.due_today} ({result.due_now} due now)")
