@@ -4,6 +4,11 @@ Both runs are scored on the responses they have in common (matched by `<dataset>
 both graded: a response one run left ungraded is left out of both, so a run that fails on the
 hard responses cannot look better for it (the counts are reported). Each bootstrap resample
 draws the same responses for both runs, so the interval is of the paired delta.
+
+Keys only pair like with like when a dataset name means the same file in both runs: a dataset
+both runs have responses from must have the same SHA-256 in both specs, or the comparison is
+refused (a `--limit` run of a file still compares with a full run of it: the hash is of the whole
+file).
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from grader import metrics as m
 from grader.errors import InputError
 from grader.evaluation import runner
-from grader.evaluation.runner import ResultRecord
+from grader.evaluation.dataset import DatasetFile
+from grader.evaluation.runner import ResultRecord, RunSpec
 from grader.evaluation.scoring import METRICS, binary_datasets, class_view
 
 CHANGE_AT = 0.25
@@ -121,6 +127,42 @@ def pair(results_a: dict[str, ResultRecord], results_b: dict[str, ResultRecord])
     return PairedResults(common, graded)
 
 
+def _short_hashes(a: str, b: str, length: int = 8) -> tuple[str, str]:
+    """Prefixes of two different hashes, long enough to tell them apart."""
+    while length < max(len(a), len(b)) and a[:length] == b[:length]:
+        length += 4
+    return a[:length], b[:length]
+
+
+def _label(a: DatasetFile, b: DatasetFile) -> str:
+    """The file name when both runs read a file of that name (the usual case), else the name."""
+    file_a, file_b = Path(a.path).name, Path(b.path).name
+    if file_a == file_b and Path(a.path).stem == a.name:
+        return file_a
+    return f"dataset {a.name} ({file_a} in A, {file_b} in B)"
+
+
+def check_same_datasets(
+    spec_a: RunSpec,
+    spec_b: RunSpec,
+    results_a: dict[str, ResultRecord],
+    results_b: dict[str, ResultRecord],
+) -> None:
+    """Refuse when a dataset both runs have responses from is a different file in each: its keys
+    would pair unrelated responses."""
+    hashes_a = {d.name: d for d in spec_a.datasets if d.sha256}
+    hashes_b = {d.name: d for d in spec_b.datasets if d.sha256}
+    in_both = {r.dataset for r in results_a.values()} & {r.dataset for r in results_b.values()}
+    for name in sorted(in_both):
+        a, b = hashes_a.get(name), hashes_b.get(name)
+        if a is not None and b is not None and a.sha256 != b.sha256:
+            short_a, short_b = _short_hashes(a.sha256, b.sha256)
+            raise InputError(
+                f"cannot compare: {_label(a, b)} differs between the runs "
+                f"(sha256 {short_a} in A, {short_b} in B)"
+            )
+
+
 def compare_results(
     results_a: dict[str, ResultRecord],
     results_b: dict[str, ResultRecord],
@@ -201,6 +243,7 @@ def compare_runs(home: Path, run_a: str, run_b: str, *, resamples: int = 1000) -
     spec_b = runner.read_spec(dir_b)
     results_a = runner.read_results(dir_a)
     results_b = runner.read_results(dir_b)
+    check_same_datasets(spec_a, spec_b, results_a, results_b)
     paired, deltas, changed = compare_results(results_a, results_b, resamples=resamples)
     return Comparison(
         run_a=spec_a.run_id,
