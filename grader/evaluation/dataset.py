@@ -7,6 +7,7 @@ the load when `strict`.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 from collections.abc import Sequence
@@ -73,6 +74,8 @@ def _validation_message(exc: ValidationError) -> str:
     where = ".".join(str(p) for p in first["loc"])
     if first["type"] == "missing":
         return f"missing required field {where!r}"
+    if where == "id":  # an integer id is already its string form (see `parse_line`)
+        return "field 'id': must be a string or an integer"
     if not where:  # a check across fields states its own fields
         return first_error(exc, "record")[1]
     return f"field {where!r}: {first['msg']}"
@@ -86,8 +89,8 @@ def parse_line(text: str) -> EvalRecord:
         raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-    if data.get("id") is not None and not isinstance(data["id"], str):
-        data["id"] = str(data["id"])
+    if isinstance(data.get("id"), int) and not isinstance(data["id"], bool):
+        data["id"] = str(data["id"])  # any other non-string id fails validation
     try:
         record = EvalRecord.model_validate(data)
     except ValidationError as exc:
@@ -98,7 +101,9 @@ def parse_line(text: str) -> EvalRecord:
     return record
 
 
-def _read_lines(path: Path) -> list[str]:
+def _read_lines(path: Path) -> list[bytes]:
+    """The file's lines as bytes (a leading UTF-8 byte-order mark dropped), decoded one by one
+    so that a line that is not UTF-8 is a bad line like any other."""
     if path.is_dir():
         raise InputError("is a directory, not a dataset file", path=path)
     try:
@@ -107,12 +112,14 @@ def _read_lines(path: Path) -> list[str]:
         raise InputError("no such file", path=path) from None
     except OSError as exc:
         raise InputError(exc.strerror or "cannot read", path=path) from None
+    return data.removeprefix(codecs.BOM_UTF8).split(b"\n")
+
+
+def _decode(raw: bytes) -> str:
     try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError("not UTF-8 text", path=path, line=line) from None
-    return text.split("\n")
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
 
 
 def _names(paths: Sequence[Path]) -> list[str]:
@@ -129,10 +136,11 @@ def load_datasets(
         path = Path(path)
         lines = _read_lines(path)
         count = skipped = 0
-        for number, text in enumerate(lines, start=1):
-            if not text.strip():
-                continue
+        for number, raw in enumerate(lines, start=1):
             try:
+                text = _decode(raw)
+                if not text.strip():
+                    continue
                 record = parse_line(text)
             except ValueError as exc:
                 if strict:
