@@ -256,3 +256,26 @@ def test_a_recording_killed_midway_resumes_into_a_complete_cassette(tmp_path: Pa
     assert predictions(tmp_path / "rep.jsonl") == predictions(tmp_path / "rec.jsonl")
     assert len(predictions(tmp_path / "rep.jsonl")) == 32
     assert all(verdict != "ungraded" for _, _, verdict, _, _ in predictions(tmp_path / "rep.jsonl"))
+
+
+def test_a_cassette_with_the_offline_grader_or_a_broken_spec_is_one_line(tmp_path: Path) -> None:
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows(3))
+    cassette = tmp_path / "c.yaml"
+    offline = invoke(str(data), "--grader", "offline", "--record", str(cassette), "--no-report")
+    assert offline.exit_code == 2
+    assert offline.stderr == (
+        "error: --record and --replay need the LLM grader; this run grades offline\n"
+    )
+
+    run = tmp_path / "run"
+    with LoopbackOpenAIServer(responder=grade_responder) as server:
+        llm = ["--grader", "llm", "--base-url", server.base_url, "--bootstrap", "0"]
+        assert invoke(str(data), *llm, "--run-dir", str(run), "--no-report").exit_code == 0
+    spec = json.loads((run / "spec.json").read_text())
+    del spec["grader"]
+    (run / "spec.json").write_text(json.dumps(spec))
+    broken = invoke("--resume", str(run))
+    assert broken.exit_code == 1
+    assert broken.stderr == (
+        f"error: {run / 'spec.json'}: invalid run spec: field 'grader': Field required\n"
+    )

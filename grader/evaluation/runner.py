@@ -23,7 +23,7 @@ from typing import Any, Protocol, cast
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from grader.atomic import write_text_atomic
-from grader.errors import InputError, NotFoundError
+from grader.errors import InputError, NotFoundError, first_error
 from grader.evaluation.dataset import DatasetFile, EvalItem, card_for
 from grader.evaluation.workers import WorkerPlan, grade_in_workers, started_workers
 from grader.models import Card, Grade, GradeEvidence, Usage, utc_now_iso
@@ -171,7 +171,8 @@ def read_spec(run_dir: Path) -> RunSpec:
     except FileNotFoundError:
         raise NotFoundError(f"{path}: no such run spec") from None
     except ValidationError as exc:
-        raise InputError(f"invalid run spec: {exc.errors()[0]['msg']}", path=path) from None
+        field, message = first_error(exc, "spec")
+        raise InputError(f"invalid run spec: field {field!r}: {message}", path=path) from None
 
 
 def write_spec(run_dir: Path, spec: RunSpec) -> None:

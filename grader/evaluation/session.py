@@ -186,6 +186,8 @@ def run_eval(
     kind = str(getattr(grader, "kind", "fake"))
     if request.batch and kind != "llm":
         raise InputError("--batch needs the LLM grader (--grader llm and an endpoint)")
+    if (request.record or request.replay) and kind != "llm":
+        raise UsageError(f"--record and --replay need the LLM grader; this run grades {kind}")
     if spec is not None:
         _check_same_grader(spec, kind, settings, _prompt_hash(grader))
 
