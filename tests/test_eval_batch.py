@@ -107,3 +107,39 @@ def test_interrupted_batch_resumes_by_batch_id(
         assert routes(server).count("POST /v1/batches") == 1
         assert json.loads(resumed.stdout)["data"]["summary"]["overall"]["graded"] == 5
         assert json.loads((run / "batch.json").read_text())["status"] == "collected"
+
+
+def test_a_repeated_batch_run_is_answered_from_the_cache(tmp_path: Path) -> None:
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows(6))
+    replies = iter([Reply.tool_call("GradeResponse", {"score": "high"})])
+
+    def responder(body: dict[str, Any]) -> Any:
+        # the first request in the batch gets an output that does not validate
+        return next(replies, None) or grade_responder(body)
+
+    common = ["--grader", "llm", "--poll-interval", "0.01", "--bootstrap", "0", "--no-report"]
+    with LoopbackOpenAIServer(responder=responder) as server:
+        url = ["--base-url", server.base_url]
+        first = invoke(str(data), "--batch", *url, *common, "--out", str(tmp_path / "1.jsonl"))
+        assert first.exit_code == 0, first.stderr
+        assert len(server.batch_requests) == 8
+        again = invoke(str(data), "--batch", *url, *common, "--out", str(tmp_path / "2.jsonl"))
+        assert again.exit_code == 0, again.stderr
+        # only the response whose output did not validate is submitted again (failures are
+        # never cached); the other seven come from the cache
+        assert len(server.batch_requests) == 9
+        assert "7 responses answered from the cache" in again.stderr
+        live = invoke(str(data), *url, *common, "--out", str(tmp_path / "3.jsonl"))
+        assert live.exit_code == 0, live.stderr
+        assert len(server.requests) == 0  # a live run of the same requests: all cached
+    first_rows = [json.loads(line) for line in (tmp_path / "1.jsonl").read_text().splitlines()]
+    assert first_rows[0]["verdict"] == "ungraded"
+    assert first_rows[0]["grade"]["reason"] == (
+        "batch output did not validate: key_points: Field required"
+    )
+    for name in ("2.jsonl", "3.jsonl"):  # every response graded, as the first run graded it
+        rows = [json.loads(line) for line in (tmp_path / name).read_text().splitlines()]
+        assert all(r["verdict"] != "ungraded" for r in rows)
+        assert [r["grade"]["feedback"] for r in rows[1:]] == [
+            r["grade"]["feedback"] for r in first_rows[1:]
+        ]

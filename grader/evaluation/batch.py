@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from grader.atomic import write_text_atomic
-from grader.errors import LLMError
+from grader.errors import LLMError, first_error
 from grader.evaluation import runner
 from grader.evaluation.dataset import EvalItem, card_for
 from grader.evaluation.runner import ProgressCallback, ResultRecord
@@ -160,18 +160,23 @@ def grade_with_batch(
     progress: ProgressCallback | None = None,
     poll_seconds: float = DEFAULT_POLL_SECONDS,
 ) -> dict[str, ResultRecord]:
-    """Submit (or pick up) the run's batch, wait for it, and store its grades in `run_dir`."""
+    """Submit (or pick up) the run's batch, wait for it, and store its grades in `run_dir`.
+    Responses the request cache answers (a live or batch run of the same requests) are not
+    submitted, and the batch's grades are cached in turn."""
     from grader.graders.llm import grade_messages
     from grader.llm.schemas import GradeResponse
 
     done = runner.read_results(run_dir)
     todo = runner.pending_items(items, done)
     by_key = {item.key: item for item in items}
+    cache = _cache_of(grader)
     http = _Http(settings)
     try:
         state = load_state(run_dir)
         if state is not None and state.status in ("collected", "failed", "expired", "cancelled"):
             state = None  # that batch is finished with; submit what is still missing
+        if state is None and todo and cache is not None:
+            todo = _grade_from_cache(run_dir, grader, settings, cache, todo, done, notice)
         if state is None and todo:
             lines = []
             for item in todo:
@@ -230,7 +235,7 @@ def grade_with_batch(
                 target = by_key.get(key)
                 if target is None:
                     continue
-                grade = _grade_of(grader, settings, target, outputs.get(key), state)
+                grade = _grade_of(grader, settings, target, outputs.get(key), state, cache)
                 result = runner.result_for(target, grade)
                 writer.write(result)
                 done[key] = result
@@ -269,23 +274,71 @@ def _wait(
         time.sleep(poll_seconds)
 
 
+def _cache_of(grader: Any) -> Any:
+    """The grader's LLM client when it keeps a request cache (the real one does), else None."""
+    from grader.llm.adapter import LLMClient
+
+    client = getattr(grader, "client", None)
+    return client if isinstance(client, LLMClient) else None
+
+
+def _evidence(grader: Any, settings: Any, *, cached: bool = False) -> GradeEvidence:
+    return GradeEvidence(
+        grader="llm",
+        model=settings.model,
+        base_url=settings.base_url,
+        prompt_hash=grader.template.hash,
+        cached=cached,
+    )
+
+
+def _grade_from_cache(
+    run_dir: Path,
+    grader: Any,
+    settings: Any,
+    cache: Any,
+    todo: list[EvalItem],
+    done: dict[str, ResultRecord],
+    notice: Callable[[str], None],
+) -> list[EvalItem]:
+    """Store the grades the request cache holds for `todo`; return the items it does not."""
+    from grader.graders.llm import grade_messages, to_grade
+    from grader.llm.schemas import GradeResponse
+    from grader.rubric import rubric_for
+
+    missing = []
+    with runner.ResultsWriter(run_dir / runner.RESULTS_FILE) as writer:
+        for item in todo:
+            card = card_for(item.record)
+            rubric = rubric_for(card)
+            messages = grade_messages(grader.template, card, item.record.student_answer)
+            value = cache.cached(GradeResponse, messages, context={"rubric": rubric})
+            if value is None:
+                missing.append(item)
+                continue
+            result = runner.result_for(
+                item, to_grade(value, rubric, _evidence(grader, settings, cached=True))
+            )
+            writer.write(result)
+            done[item.key] = result
+    if len(missing) < len(todo):
+        notice(f"{len(todo) - len(missing)} responses answered from the cache")
+    return missing
+
+
 def _grade_of(
     grader: Any,
     settings: Any,
     item: EvalItem,
     output: dict[str, Any] | None,
     state: BatchState,
+    cache: Any,
 ) -> Grade:
-    from grader.graders.llm import to_grade
+    from grader.graders.llm import grade_messages, to_grade
     from grader.llm.schemas import GradeResponse
     from grader.rubric import rubric_for
 
-    evidence = GradeEvidence(
-        grader="llm",
-        model=settings.model,
-        base_url=settings.base_url,
-        prompt_hash=grader.template.hash,
-    )
+    evidence = _evidence(grader, settings)
     if output is None:
         return Grade.ungraded(f"missing from the output of batch {state.batch_id}", evidence)
     response = output.get("response") or {}
@@ -306,7 +359,14 @@ def _grade_of(
     rubric = rubric_for(card)
     try:
         value = GradeResponse.model_validate_json(_arguments(body), context={"rubric": rubric})
+    except ValidationError as exc:
+        field, message = first_error(exc, "output")
+        reason = " ".join(f"{field}: {message}".split())[:300]
+        return Grade.ungraded(f"batch output did not validate: {reason}", evidence)
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         text = " ".join(str(exc).split())[:300]
         return Grade.ungraded(f"batch output did not validate: {text}", evidence)
+    if cache is not None:
+        messages = grade_messages(grader.template, card, item.record.student_answer)
+        cache.remember(GradeResponse, messages, value, evidence.usage)
     return to_grade(value, rubric, evidence)

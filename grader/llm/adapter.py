@@ -323,6 +323,26 @@ class LLMClient:
         except ValidationError:
             return None  # stale entry from an older schema: ask again
 
+    def cached(
+        self,
+        response_model: type[T],
+        messages: Sequence[Message],
+        *,
+        context: dict[str, Any] | None = None,
+    ) -> T | None:
+        """The cached value for this request, when caching is on and holds one; calls nothing."""
+        key = self._key(response_model, [dict(m) for m in messages])
+        return self._from_cache(response_model, key, context)
+
+    def remember(
+        self, response_model: type[T], messages: Sequence[Message], value: T, usage: Usage
+    ) -> None:
+        """Cache `value` as this request's answer, got another way (a Batch API output), so that
+        a later run, live or batch, is answered from the cache as after a live call."""
+        if self.store is not None and self.settings.cache:
+            key = self._key(response_model, [dict(m) for m in messages])
+            self.store.put(key, self.settings.model, value.model_dump(mode="json"), usage)
+
     def _finish(
         self,
         *,
