@@ -32,7 +32,8 @@ app = typer.Typer(
     no_args_is_help=True,
     help=(
         "Measure a grader against human grades: `grader eval DATASET.jsonl...` runs an eval "
-        "(the `run` command), `grader eval compare A B` compares two runs."
+        "(the `run` command: its options are in `grader eval run --help`), "
+        "`grader eval compare A B` compares two runs."
     ),
 )
 
