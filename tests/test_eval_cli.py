@@ -69,6 +69,9 @@ def test_eval_json_summary_and_outputs(tmp_path: Path, fake: FakeGrader) -> None
     report = (run_dir / "report.md").read_text()
     assert "## Largest disagreements" in report and "right but wrong" in report
     assert "## Per kind" in report and "## Ungraded (1)" in report
+    wrong = summary["by_kind"]["wrong"]["mae"]  # slices carry their intervals in the report too
+    row = next(line for line in report.splitlines() if line.startswith("| wrong |"))
+    assert f"| {wrong['value']:.3f} [{wrong['low']:.2f}, {wrong['high']:.2f}] |" in row
     for chart in ("confusion.png", "calibration.png", "per_kind.png"):
         assert (run_dir / chart).read_bytes().startswith(b"\x89PNG")
     assert len((run_dir / "results.jsonl").read_text().splitlines()) == 14

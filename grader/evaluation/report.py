@@ -51,9 +51,16 @@ def _slice_table(title: str, slices: dict[str, SliceMetrics]) -> list[str]:
     header = "| slice | n | ungraded | " + " | ".join(METRICS) + " |"
     lines = [f"## {title}", "", header, "|" + "---|" * (len(METRICS) + 3)]
     for name, sm in slices.items():
-        values = " | ".join(_fmt(sm.metric(m).value) for m in METRICS)
+        values = " | ".join(_with_interval(sm, m) for m in METRICS)
         lines.append(f"| {_cell(name)} | {sm.n} | {sm.ungraded} | {values} |")
-    return [*lines, ""]
+    return [*lines, "", "Each cell: the value, then its 95% CI in brackets when there is one.", ""]
+
+
+def _with_interval(sm: SliceMetrics, metric: str) -> str:
+    interval = sm.metric(metric)
+    if interval.low is None or interval.high is None:
+        return _fmt(interval.value)
+    return f"{_fmt(interval.value)} [{interval.low:.2f}, {interval.high:.2f}]"
 
 
 def _confusion_table(sm: SliceMetrics) -> list[str]:
