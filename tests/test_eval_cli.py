@@ -67,7 +67,8 @@ def test_eval_json_summary_and_outputs(tmp_path: Path, fake: FakeGrader) -> None
     assert failed["predicted_score"] is None and failed["grade"]["reason"] == "fake failure"
 
     report = (run_dir / "report.md").read_text()
-    assert "## Largest disagreements" in report and "right but wrong" in report
+    # the one response graded far from its human grade; agreeing ones are not listed
+    assert "## Largest disagreements (top 1 of 1)" in report and "right but wrong" in report
     assert "## Per kind" in report and "## Ungraded (1)" in report
     wrong = summary["by_kind"]["wrong"]["mae"]  # slices carry their intervals in the report too
     row = next(line for line in report.splitlines() if line.startswith("| wrong |"))
@@ -177,18 +178,32 @@ def test_slice_table_is_one_table_when_the_terminal_is_wide(
 
 
 @pytest.mark.parametrize(
-    ("threshold", "code", "message"),
+    ("thresholds", "code", "message"),
     [
-        ("accuracy=0.99", ExitCode.BELOW_THRESHOLD, "below threshold: accuracy 0.923 < 0.99"),
-        ("mae=0.01", ExitCode.BELOW_THRESHOLD, "below threshold: mae 0.077 > 0.01"),
-        ("accuracy=0.9", ExitCode.OK, None),
+        (["accuracy=0.99"], ExitCode.BELOW_THRESHOLD, "threshold not met: accuracy 0.923 < 0.99"),
+        (
+            ["mae=0.01"],
+            ExitCode.BELOW_THRESHOLD,
+            "threshold not met: mae 0.077 > 0.01 (at most 0.01 allowed)",
+        ),
+        # the metrics hold, but one response of 14 is ungraded: a gate needs them all graded...
+        (
+            ["accuracy=0.9"],
+            ExitCode.BELOW_THRESHOLD,
+            "threshold not met: 1 of 14 responses ungraded (graded 0.929 < 1.0): the metrics "
+            "cover only part of the data",
+        ),
+        # ...unless it says what share will do
+        (["accuracy=0.9", "graded=0.9"], ExitCode.OK, None),
+        (["qwk=nan"], ExitCode.USAGE, "error: --fail-under 'qwk=nan': the value must be a finite"),
     ],
 )
 def test_fail_under(
-    tmp_path: Path, fake: FakeGrader, threshold: str, code: int, message: str | None
+    tmp_path: Path, fake: FakeGrader, thresholds: list[str], code: int, message: str | None
 ) -> None:
     data = write_dataset(tmp_path / "d.jsonl", standard_rows())
-    result = invoke(str(data), "--fail-under", threshold, "--bootstrap", "0", "--no-report")
+    gates = [arg for threshold in thresholds for arg in ("--fail-under", threshold)]
+    result = invoke(str(data), *gates, "--bootstrap", "0", "--no-report")
     assert result.exit_code == code, result.stderr
     if message:
         assert message in result.stderr
@@ -267,3 +282,16 @@ def test_code_hash_follows_the_package_files(tmp_path: Path) -> None:
     assert code_hash(package) == before
     (package / "a.py").write_text("x = 2\n", encoding="utf-8")
     assert code_hash(package) != before
+
+
+def test_a_directory_with_foreign_results_is_not_adopted(tmp_path: Path, fake: FakeGrader) -> None:
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows())
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.jsonl").write_text('{"x": 1}\n')
+    result = invoke(str(data), "--run-dir", str(run))
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: {run}: holds a results.jsonl but no run spec; give a new or empty directory\n"
+    )
+    assert (run / "results.jsonl").read_text() == '{"x": 1}\n' and fake.calls == []

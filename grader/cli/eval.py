@@ -89,7 +89,10 @@ def run_command(
         list[str] | None,
         typer.Option(
             "--fail-under",
-            help="METRIC=VALUE; exit 3 when unmet (mae, false_accept_rate: when above).",
+            help=(
+                "METRIC=VALUE; exit 3 when unmet (mae, false_accept_rate: when above). Also "
+                "unmet when a response is ungraded, unless graded=SHARE is given."
+            ),
         ),
     ] = None,
     record: Annotated[
@@ -177,7 +180,7 @@ def run_command(
             f"and continue with: grader eval --resume {outcome.run_id}"
         )
     for failure in failures:
-        notice(f"below threshold: {failure}")
+        notice(f"threshold not met: {failure}")
     if failures:
         raise typer.Exit(ExitCode.BELOW_THRESHOLD)
 

@@ -18,6 +18,8 @@ from grader.evaluation.scoring import METRICS, EvalSummary, SliceMetrics
 REPORT_FILE = "report.md"
 DISAGREEMENTS = 15
 MAX_TEXT = 600
+AGREE_WITHIN = 0.05
+"""A score this close to the human one (both on 0-1) is agreement, not a disagreement to list."""
 
 
 def _fmt(value: float | None) -> str:
@@ -124,10 +126,17 @@ def write_report(
 
 
 def _disagreements(results: Sequence[ResultRecord], by_key: dict[str, EvalItem]) -> list[str]:
-    graded = [r for r in results if r.predicted_score is not None]
-    graded.sort(key=lambda r: (-abs((r.predicted_score or 0.0) - r.gold), r.key))
-    lines = [f"## Largest disagreements (top {min(DISAGREEMENTS, len(graded))})", ""]
-    for r in graded[:DISAGREEMENTS]:
+    disagreeing = [
+        r
+        for r in results
+        if r.predicted_score is not None and abs(r.predicted_score - r.gold) >= AGREE_WITHIN
+    ]
+    disagreeing.sort(key=lambda r: (-abs((r.predicted_score or 0.0) - r.gold), r.key))
+    shown = min(DISAGREEMENTS, len(disagreeing))
+    lines = [f"## Largest disagreements (top {shown} of {len(disagreeing)})", ""]
+    if not disagreeing:
+        lines += [f"Every graded score is within {AGREE_WITHIN} of the human one.", ""]
+    for r in disagreeing[:DISAGREEMENTS]:
         item = by_key.get(r.key)
         lines.append(
             f"### {_cell(r.key)} (id {_cell(r.id)}): human {r.gold:.2f}, "

@@ -11,6 +11,7 @@ grader hedging `partial` there is wrong. Ungraded responses are counted and excl
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -187,29 +188,52 @@ def summarise(results: Sequence[ResultRecord], *, resamples: int = 1000) -> Eval
     )
 
 
+GRADED = "graded"
+"""A `--fail-under` gate of its own: the share of responses that were graded."""
+
+
 def parse_threshold(text: str) -> tuple[str, float]:
     """`METRIC=VALUE` from `--fail-under`; ValueError naming the problem."""
     name, sep, value = text.partition("=")
     name = name.strip().lower().replace("-", "_")
-    if not sep or name not in METRICS:
+    if not sep or name not in (*METRICS, GRADED):
         raise ValueError(
-            f"--fail-under {text!r}: expected METRIC=VALUE with METRIC one of {', '.join(METRICS)}"
+            f"--fail-under {text!r}: expected METRIC=VALUE with METRIC one of "
+            f"{', '.join(METRICS)} or {GRADED} (the share of responses graded)"
         )
     try:
-        return name, float(value)
+        limit = float(value)
     except ValueError:
         raise ValueError(f"--fail-under {text!r}: {value!r} is not a number") from None
+    if not math.isfinite(limit):
+        raise ValueError(f"--fail-under {text!r}: the value must be a finite number")
+    return name, limit
 
 
 def failed_thresholds(summary: EvalSummary, thresholds: Sequence[tuple[str, float]]) -> list[str]:
-    """One message per unmet threshold (lower-is-better metrics fail when above the value)."""
+    """One message per unmet threshold (lower-is-better metrics fail when above the value).
+
+    Metrics cover only the graded responses, so any gate also requires every response graded,
+    unless the user set the share themselves (`graded=0.99`): a run that graded 6 of 100 must
+    not pass a gate on the 6."""
+    if thresholds and GRADED not in {name for name, _ in thresholds}:
+        thresholds = [*thresholds, (GRADED, 1.0)]
+    overall = summary.overall
     failures: list[str] = []
     for name, limit in thresholds:
-        value = summary.overall.metric(name).value
+        if name == GRADED:
+            share = overall.graded / overall.n if overall.n else 0.0
+            if share < limit:
+                failures.append(
+                    f"{overall.ungraded} of {overall.n} responses ungraded ({GRADED} "
+                    f"{share:.3f} < {limit}): the metrics cover only part of the data"
+                )
+            continue
+        value = overall.metric(name).value
         if value is None:
-            failures.append(f"{name} is undefined (needs {limit})")
+            failures.append(f"{name} is undefined on this data (limit {limit})")
         elif name in LOWER_IS_BETTER and value > limit:
-            failures.append(f"{name} {value:.3f} > {limit}")
+            failures.append(f"{name} {value:.3f} > {limit} (at most {limit} allowed)")
         elif name not in LOWER_IS_BETTER and value < limit:
             failures.append(f"{name} {value:.3f} < {limit}")
     return failures

@@ -169,6 +169,11 @@ def run_eval(
         check_writable(run_dir, directory=True)
         if (run_dir / runner.SPEC_FILE).exists():
             raise InputError("already holds a run; use --resume to continue it", path=run_dir)
+        if (run_dir / runner.RESULTS_FILE).exists():  # never adopt grades of unknown origin
+            raise InputError(
+                f"holds a {runner.RESULTS_FILE} but no run spec; give a new or empty directory",
+                path=run_dir,
+            )
         spec = None
     if request.out is not None:
         check_writable(request.out)
@@ -209,7 +214,10 @@ def run_eval(
             cassette=str(cassette.resolve()) if cassette is not None else None,
             cassette_mode="record" if request.record else "replay" if request.replay else None,
         )
-        run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise WriteError(f"{run_dir}: cannot create ({exc.strerror or exc})") from None
         if spec.cassette_mode == "record" and request.record is not None:
             request.record.unlink(missing_ok=True)
         runner.write_spec(run_dir, spec)
