@@ -154,7 +154,7 @@ def test_429_until_retries_run_out_is_ungraded(grader_for: GraderFor) -> None:
         grade = grader_for(server, max_retries=1).grade(CARD, "a")
         base_url = server.base_url
     assert grade.verdict == "ungraded"
-    assert grade.reason == f"rate limited by {base_url} (HTTP 429) after 1 retries"
+    assert grade.reason == f"rate limited by {base_url} (HTTP 429) after 1 retries: slow down"
 
 
 def test_500_then_success_and_500_forever(grader_for: GraderFor) -> None:

@@ -10,6 +10,7 @@ first call, so importing this module is cheap.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import re
 import threading
@@ -535,10 +536,11 @@ def _describe(exc: BaseException, settings: Settings, base_url: str) -> str:
     from instructor.core.exceptions import InstructorRetryException
 
     attempts = None
-    if isinstance(exc, InstructorRetryException):
-        attempts = exc.n_attempts
-        if exc.__cause__ is not None:
-            exc = exc.__cause__
+    retry = exc if isinstance(exc, InstructorRetryException) else None
+    if retry is not None:
+        attempts = retry.n_attempts
+        if retry.__cause__ is not None:
+            exc = retry.__cause__
     retries = settings.max_retries
     if isinstance(exc, openai.APITimeoutError):
         return (
@@ -556,7 +558,11 @@ def _describe(exc: BaseException, settings: Settings, base_url: str) -> str:
     if isinstance(exc, openai.AuthenticationError):
         return f"the LLM endpoint {base_url} rejected the API key (HTTP 401): check OPENAI_API_KEY"
     if isinstance(exc, openai.RateLimitError):
-        return f"rate limited by {base_url} (HTTP 429) after {retries} retries"
+        # 429 also means an exhausted quota, which no wait cures: the server's words tell which
+        said = _server_said(exc, settings)
+        return f"rate limited by {base_url} (HTTP 429) after {retries} retries" + (
+            f": {said}" if said else ""
+        )
     if isinstance(exc, openai.NotFoundError):
         if urlsplit(base_url).path.strip("/") == "":
             return (
@@ -570,6 +576,9 @@ def _describe(exc: BaseException, settings: Settings, base_url: str) -> str:
     if isinstance(exc, openai.APIStatusError):
         said = _server_said(exc, settings)
         return f"HTTP {exc.status_code} from {base_url}: {said}{_setting_hint(said, settings)}"
+    bad_reply = _bad_reply(exc, retry, settings, base_url)
+    if bad_reply is not None:
+        return bad_reply
     if isinstance(exc, ValidationError):
         errors = exc.errors()
         where = ".".join(str(p) for p in errors[0]["loc"]) if errors else ""
@@ -599,19 +608,89 @@ def _mode_hint(reason: str, settings: Settings) -> str:
     return ""
 
 
+def _bad_reply(
+    exc: BaseException, retry: BaseException | None, settings: Settings, base_url: str
+) -> str | None:
+    """The reason when the endpoint's HTTP reply itself was unusable (a body that is not JSON,
+    a completion without choices), which instructor reports as if the model's output were."""
+    failed = getattr(retry, "failed_attempts", None) or []
+    if isinstance(exc, json.JSONDecodeError) and all(a.exception is not exc for a in failed):
+        # raised by openai reading the reply, not by instructor parsing the model's output
+        return _not_json(exc.doc, str(exc), settings, base_url)
+    completion = getattr(retry, "last_completion", None)
+    if isinstance(completion, str):
+        # openai hands over the text of a reply that is not JSON (and not labelled JSON)
+        return _not_json(completion, _json_error(completion), settings, base_url)
+    if completion is not None and not getattr(completion, "choices", True):
+        extra = getattr(completion, "model_extra", None) or {}
+        error = _said_in(extra) if "error" in extra else None  # OpenRouter's error at HTTP 200
+        if not error:
+            return f"the reply from {base_url} had no choices"
+        said = _line(error if isinstance(error, str) else json.dumps(error), settings)
+        return f"the reply from {base_url} had no choices: {said}"
+    return None
+
+
+def _not_json(body: str, error: str | None, settings: Settings, base_url: str) -> str:
+    """The reason for a reply whose body is not JSON: an HTML page's title, else the parser's
+    complaint and how the body began."""
+    page = _html_page(body, settings)
+    if page is not None:
+        detail = page
+    elif not body.strip():
+        detail = "the body was empty"
+    else:
+        began = _line(body, settings)[:60]
+        detail = f"{error}; the body began {began!r}" if error else f"the body began {began!r}"
+    return f"the reply from {base_url} was not valid JSON: {detail}"
+
+
+def _json_error(text: str) -> str | None:
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+_HTML = re.compile(r"<(?:!doctype\s+html|html|head|body|title)\b", re.IGNORECASE)
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def _html_page(text: str, settings: Settings) -> str | None:
+    """A one-line account of `text` when it is an HTML page (a proxy's or gateway's, not the
+    endpoint's own answer): its title, if it has one. None when `text` is not HTML."""
+    start = text.lstrip()[:2000]
+    if not start.startswith("<") or not _HTML.search(start):
+        return None
+    found = _TITLE.search(text[:20000])
+    title = _line(html.unescape(found.group(1)), settings)[:120] if found else ""
+    if not title:
+        return "an HTML page (a proxy or gateway between you and the endpoint?)"
+    return f"{title} (an HTML page: a proxy or gateway between you and the endpoint?)"
+
+
+def _said_in(body: dict[str, Any]) -> Any:
+    """The message in an error body: OpenAI's `{"error": {"message"}}`, a bare
+    `{"error": "..."}`, or FastAPI's `{"detail": ...}`."""
+    error = body.get("error", body)
+    return (error.get("message") or error.get("detail")) if isinstance(error, dict) else error
+
+
 def _server_said(exc: Any, settings: Settings) -> str:
-    """The error message in the server's response body (OpenAI's `{"error": {"message"}}`, a
-    bare `{"error": "..."}`, or FastAPI's `{"detail": ...}`), else the client's own text."""
+    """The error message in the server's response body (see `_said_in`; an HTML page is told
+    by its title), else the client's own text."""
     body = getattr(exc, "body", None)
     said: Any = None
     if isinstance(body, dict):
-        error = body.get("error", body)
-        said = (error.get("message") or error.get("detail")) if isinstance(error, dict) else error
+        said = _said_in(body)
     elif isinstance(body, str):
         said = body
     if not said:
         said = re.sub(r"^Error code: \d+ - ", "", str(getattr(exc, "message", "") or exc))
-    return _line(said if isinstance(said, str) else json.dumps(said), settings)
+    text = said if isinstance(said, str) else json.dumps(said)
+    page = _html_page(text, settings)
+    return page if page is not None else _line(text, settings)
 
 
 _SETTING_HINTS = (
