@@ -413,7 +413,7 @@ class LLMClient:
         """A validated `response_model` from the endpoint (or the cache); LLMError on failure."""
         started = time.perf_counter()
         msgs = [dict(m) for m in messages]
-        key = self._key(response_model, msgs)
+        key = self._key(response_model, msgs) if self.store is not None else ""  # only it uses it
         common: dict[str, Any] = {
             "response_model": response_model,
             "messages": msgs,
@@ -458,7 +458,7 @@ class LLMClient:
         """Async `structured`; all calls on one event loop share `max_connections` slots."""
         started = time.perf_counter()
         msgs = [dict(m) for m in messages]
-        key = self._key(response_model, msgs)
+        key = self._key(response_model, msgs) if self.store is not None else ""  # only it uses it
         common: dict[str, Any] = {
             "response_model": response_model,
             "messages": msgs,

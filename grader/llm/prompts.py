@@ -11,6 +11,7 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from grader.errors import ConfigError
@@ -33,13 +34,13 @@ class PromptTemplate:
     system: str
     user: str
 
-    @property
+    @cached_property
     def hash(self) -> str:
         """SHA-256 prefix of the template text (recorded with every grade)."""
         digest = hashlib.sha256(f"{self.name}\0{self.system}\0{self.user}".encode())
         return digest.hexdigest()[:PROMPT_HASH_LENGTH]
 
-    @property
+    @cached_property
     def slots(self) -> set[str]:
         return set(_SLOT.findall(self.system)) | set(_SLOT.findall(self.user))
 
