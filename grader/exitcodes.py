@@ -10,3 +10,5 @@ class ExitCode(IntEnum):
     BELOW_THRESHOLD = 3
     """`grader eval --fail-under` was not met."""
     INTERRUPTED = 130
+    TERMINATED = 143
+    """SIGTERM, handled as Ctrl-C is (128 + 15, as a shell reports it)."""

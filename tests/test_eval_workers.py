@@ -303,3 +303,42 @@ def test_sigkill_of_the_parent_leaves_no_worker_and_resume_completes(tmp_path: P
     keys = [json.loads(line)["key"] for line in results.read_text().splitlines()]
     assert len(keys) == len(set(keys)) == 122
     assert json.loads(resumed.stdout)["data"]["summary"]["overall"]["ungraded"] == 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_sigterm_is_handled_as_ctrl_c_and_says_how_to_resume(tmp_path: Path) -> None:
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows(120))
+    run = tmp_path / "run"
+    with LoopbackOpenAIServer(responder=grade_responder, delay=0.1) as server:
+        argv = [sys.executable, "-m", "grader", "eval", str(data), "--run-dir", str(run)]
+        argv += ["--grader", "llm", "--base-url", server.base_url, "--bootstrap", "0"]
+        child = subprocess.Popen(
+            [*argv, "-c", "4", "--workers", "2", "--no-report"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "GRADER_HOME": str(tmp_path / "home")},
+        )
+        try:
+            results = run / runner.RESULTS_FILE
+            assert wait_until(
+                lambda: results.exists() and len(results.read_text().splitlines()) >= 10, 60
+            )
+            workers = _children(child.pid)
+            child.terminate()
+            _, stderr = child.communicate(timeout=20)
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+        assert child.returncode == 143
+        assert f"continue with: grader eval --resume {run}" in stderr
+        assert stderr.rstrip().endswith("error: terminated")
+        assert wait_until(lambda: not any(_alive(p) for p in workers), 15)
+
+        resumed = CliRunner().invoke(
+            app, ["eval", "--resume", str(run), "--json", "--bootstrap", "0", "--no-report"]
+        )
+        assert resumed.exit_code == 0, resumed.stderr
+    keys = [json.loads(line)["key"] for line in results.read_text().splitlines()]
+    assert len(keys) == len(set(keys)) == 122

@@ -12,13 +12,27 @@ from grader.errors import GraderError
 from grader.exitcodes import ExitCode
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a CI timeout, `kill`), handled as Ctrl-C is: work in progress is saved and an
+    interrupted eval says how to resume; the exit code is 143."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 class _ErrorMappingGroup(TyperGroup):
-    """Turns GraderError into one stderr line and an exit code; Ctrl-C into 130."""
+    """Turns GraderError into one stderr line and an exit code; Ctrl-C into 130, SIGTERM 143."""
 
     def invoke(self, ctx: Context) -> Any:
+        import signal
+        import threading
+
         from grader.errors import UsageError
         from grader.render import error_line
 
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _raise_terminated) if main else None
         try:
             return super().invoke(ctx)
         except UsageError as exc:
@@ -27,9 +41,15 @@ class _ErrorMappingGroup(TyperGroup):
         except GraderError as exc:
             error_line(str(exc))
             raise typer.Exit(ExitCode.ERROR) from None
+        except Terminated:
+            error_line("terminated")
+            raise typer.Exit(ExitCode.TERMINATED) from None
         except KeyboardInterrupt:
             error_line("interrupted")
             raise typer.Exit(ExitCode.INTERRUPTED) from None
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, previous)
 
 
 def build_app() -> typer.Typer:

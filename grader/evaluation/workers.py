@@ -443,8 +443,10 @@ async def _main(make_grader: GraderFactory) -> None:
 
 
 def main(make_grader: GraderFactory = llm_grader) -> None:
-    # Ctrl-C reaches the whole process group; the parent decides, and kills its workers
+    # Ctrl-C reaches the whole process group; the parent decides, and kills its workers. A
+    # forked worker must not inherit the parent's SIGTERM handler either.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         asyncio.run(_main(make_grader))
     except BrokenPipeError:  # the parent is gone: nobody is left to read the grades
