@@ -251,16 +251,24 @@ def bootstrap_ci(
     return float(low), float(high)
 
 
+MIN_FOR_INTERVAL = 10
+"""Fewer observations than this get no interval: a percentile bootstrap of a handful of
+responses says little, and often looks certain ([1.0, 1.0] from one wrong answer accepted)."""
+
+
 def with_ci(
     metric: Callable[..., float | None],
     *columns: Sequence[Any],
     n_resamples: int = 1000,
     seed: int = 0,
+    support: int | None = None,
 ) -> Interval:
-    """The metric on the full sample plus its 95% bootstrap interval."""
+    """The metric on the full sample plus its 95% bootstrap interval. `support`: how many of
+    the rows the metric actually rests on (the false-accept rate: the wrong answers), when not
+    all of them; it is the interval's `n`."""
     value = metric(*columns)
-    n = len(columns[0]) if columns else 0
-    if value is None:
-        return Interval(value=None, n=n)
+    n = (len(columns[0]) if columns else 0) if support is None else support
+    if value is None or n < MIN_FOR_INTERVAL:
+        return Interval(value=value, n=n)
     low, high = bootstrap_ci(metric, *columns, n_resamples=n_resamples, seed=seed)
     return Interval(value=value, low=low, high=high, n=n)

@@ -70,9 +70,11 @@ def test_eval_json_summary_and_outputs(tmp_path: Path, fake: FakeGrader) -> None
     # the one response graded far from its human grade; agreeing ones are not listed
     assert "## Largest disagreements (top 1 of 1)" in report and "right but wrong" in report
     assert "## Per kind" in report and "## Ungraded (1)" in report
-    wrong = summary["by_kind"]["wrong"]["mae"]  # slices carry their intervals in the report too
+    # a slice of 5 responses gets no interval: a bootstrap of a handful says little
+    wrong = summary["by_kind"]["wrong"]
+    assert wrong["mae"]["low"] is None and wrong["false_accept_rate"]["n"] == 5
     row = next(line for line in report.splitlines() if line.startswith("| wrong |"))
-    assert f"| {wrong['value']:.3f} [{wrong['low']:.2f}, {wrong['high']:.2f}] |" in row
+    assert "[" not in row
     for chart in ("confusion.png", "calibration.png", "per_kind.png"):
         assert (run_dir / chart).read_bytes().startswith(b"\x89PNG")
     assert len((run_dir / "results.jsonl").read_text().splitlines()) == 14
@@ -295,3 +297,16 @@ def test_a_directory_with_foreign_results_is_not_adopted(tmp_path: Path, fake: F
         f"error: {run}: holds a results.jsonl but no run spec; give a new or empty directory\n"
     )
     assert (run / "results.jsonl").read_text() == '{"x": 1}\n' and fake.calls == []
+
+
+def test_slices_of_ten_or_more_carry_their_intervals(tmp_path: Path, fake: FakeGrader) -> None:
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows(30))
+    run_dir = tmp_path / "run"
+    result = invoke(str(data), "--json", "--run-dir", str(run_dir), "--bootstrap", "50")
+    assert result.exit_code == 0, result.stderr
+    verbatim = json.loads(result.stdout)["data"]["summary"]["by_kind"]["verbatim"]["mae"]
+    assert verbatim["n"] == 10 and verbatim["low"] is not None
+    report = (run_dir / "report.md").read_text()
+    row = next(line for line in report.splitlines() if line.startswith("| verbatim |"))
+    expected = f"{verbatim['value']:.3f} [{verbatim['low']:.2f}, {verbatim['high']:.2f}]"
+    assert f"| {expected} |" in row

@@ -107,3 +107,21 @@ def test_bootstrap_ci_undefined_metric() -> None:
     interval = m.with_ci(m.pearson, [1.0, 1.0, 1.0], [0.0, 0.5, 1.0])
     assert interval.value is None and interval.low is None
     assert m.bootstrap_ci(m.mean_absolute_error, [1.0], [1.0]) == (None, None)
+
+
+def test_an_interval_needs_ten_observations_and_the_false_accept_rate_counts_wrong_answers() -> (
+    None
+):
+    gold, pred = [0.0, 1.0] * 5, [0.1, 0.8] * 5
+    assert m.with_ci(m.mean_absolute_error, gold[:9], pred[:9]).low is None
+    ten = m.with_ci(m.mean_absolute_error, gold, pred, n_resamples=50)
+    assert ten.n == 10 and ten.low is not None and ten.high is not None
+    assert ten.low <= ten.value <= ten.high
+    # 10 responses, but the rate rests on its 5 wrong answers: no interval, and n says 5
+    codes = [1, 0] * 5  # 0 = correct, 1 = incorrect
+
+    def far(g: list[int], p: list[int]) -> float | None:
+        return m.false_accept_rate(g, p, accept=0, wrong=1)
+
+    rate = m.with_ci(far, codes, [0] * 10, support=codes.count(1))
+    assert (rate.value, rate.n, rate.low) == (1.0, 5, None)

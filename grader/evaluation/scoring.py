@@ -129,8 +129,10 @@ def slice_metrics(
     gold_codes = [code[c] for c in gold_classes]
     pred_codes = [code[c] for c in pred_classes]
 
-    def ci(metric: Callable[..., float | None], *columns: Sequence[Any]) -> m.Interval:
-        return m.with_ci(metric, *columns, n_resamples=resamples)
+    def ci(
+        metric: Callable[..., float | None], *columns: Sequence[Any], support: int | None = None
+    ) -> m.Interval:
+        return m.with_ci(metric, *columns, n_resamples=resamples, support=support)
 
     def far(g: Sequence[int], p: Sequence[int]) -> float | None:
         return m.false_accept_rate(g, p, accept=code["correct"], wrong=code["incorrect"])
@@ -147,7 +149,9 @@ def slice_metrics(
         accuracy=ci(m.accuracy, gold_codes, pred_codes),
         macro_f1=ci(m.macro_f1, gold_codes, pred_codes),
         weighted_f1=ci(m.weighted_f1, gold_codes, pred_codes),
-        false_accept_rate=ci(far, gold_codes, pred_codes),
+        false_accept_rate=ci(
+            far, gold_codes, pred_codes, support=gold_codes.count(code["incorrect"])
+        ),
         confusion=m.confusion_matrix(gold_classes, pred_classes, labels=classes),
     )
 
