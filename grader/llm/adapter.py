@@ -614,7 +614,9 @@ def _bad_reply(
     """The reason when the endpoint's HTTP reply itself was unusable (a body that is not JSON,
     a completion without choices), which instructor reports as if the model's output were."""
     failed = getattr(retry, "failed_attempts", None) or []
-    if isinstance(exc, json.JSONDecodeError) and all(a.exception is not exc for a in failed):
+    if isinstance(exc, json.JSONDecodeError) and all(
+        getattr(a, "exception", None) is not exc for a in failed
+    ):
         # raised by openai reading the reply, not by instructor parsing the model's output
         return _not_json(exc.doc, str(exc), settings, base_url)
     completion = getattr(retry, "last_completion", None)
