@@ -236,3 +236,33 @@ def test_async_grades_give_the_same_reasons(grader_home: Path) -> None:
         f"HTTP 503 from {base_url}: 503 Service Unavailable {PROXY}",
         f"rate limited by {base_url} (HTTP 429) after 0 retries: You exceeded your current quota",
     ]
+
+
+def test_an_endpoint_that_hangs_up_is_not_called_unreachable(grader_home: Path) -> None:
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def hang_up() -> None:  # read each request, then close without a word
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    base_url = f"http://127.0.0.1:{port}/v1"
+    settings = Settings(base_url=base_url, api_key=KEY, model="m", max_retries=1)
+    grader = LLMGrader(settings, grader_home)
+    try:
+        grade = grader.grade(CARD, "design, dev, some ops")
+    finally:
+        grader.close()
+        listener.close()
+    assert checked(grade) == (
+        f"the LLM endpoint {base_url} closed the connection without a complete reply (1 retries)"
+    )

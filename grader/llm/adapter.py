@@ -521,11 +521,17 @@ def _unrecorded_in_replay(exc: BaseException) -> bool:
     """Whether vcrpy (`grader eval --replay`) refused a request its cassette never recorded;
     openai reports that as a connection error. Matched by name: vcrpy is imported only by the
     eval's cassette module."""
+    return _caused_by(exc, "CannotOverwriteExistingCassetteException")
+
+
+def _caused_by(exc: BaseException, class_name: str) -> bool:
+    """Whether an exception of that class name is in `exc`'s chain of causes (by name: the HTTP
+    stack's and vcrpy's classes are not imported here)."""
     seen: BaseException | None = exc
     for _ in range(10):  # a cause chain is short; never loop on a cyclic one
         if seen is None:
             return False
-        if type(seen).__name__ == "CannotOverwriteExistingCassetteException":
+        if type(seen).__name__ == class_name:
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -554,6 +560,11 @@ def _describe(exc: BaseException, settings: Settings, base_url: str) -> str:
             "prompt or settings differ from the recorded run's)"
         )
     if isinstance(exc, openai.APIConnectionError):
+        if _caused_by(exc, "RemoteProtocolError"):  # connected, then no (or a broken) reply
+            return (
+                f"the LLM endpoint {base_url} closed the connection without a complete reply "
+                f"({retries} retries)"
+            )
         return f"cannot connect to the LLM endpoint {base_url} ({retries} retries)"
     if isinstance(exc, openai.AuthenticationError):
         return f"the LLM endpoint {base_url} rejected the API key (HTTP 401): check OPENAI_API_KEY"
