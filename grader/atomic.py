@@ -152,7 +152,12 @@ def _check_descriptor(fd: int) -> None:
 def real_path(path: Path) -> Path:
     """`path`, or the file it links to when it is a symlink (other paths are left as given)."""
     path = Path(path)
-    return path.resolve() if path.is_symlink() else path
+    if not path.is_symlink():
+        return path
+    try:
+        return path.resolve(strict=False)
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise WriteError(f"{path}: cannot write (a symlink loop)") from exc
 
 
 def _umask() -> int:

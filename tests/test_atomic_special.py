@@ -200,3 +200,12 @@ def test_check_writable_accepts_a_device(tmp_path: Path) -> None:
 def test_check_writable_accepts_a_descriptor_open_for_writing(pipe: tuple[int, int]) -> None:
     check_writable(Path(f"/dev/fd/{pipe[1]}"))
     check_writable(_proc_fd(pipe[1]))
+
+
+def test_a_symlink_loop_is_one_line(tmp_path: Path) -> None:
+    os.symlink(tmp_path / "b", tmp_path / "a")
+    os.symlink(tmp_path / "a", tmp_path / "b")
+    with pytest.raises(WriteError, match=r"a: cannot write \(a symlink loop\)$"):
+        check_writable(tmp_path / "a")
+    with pytest.raises(WriteError, match=r"a: cannot write \(a symlink loop\)$"):
+        write_text_atomic(tmp_path / "a", "x")

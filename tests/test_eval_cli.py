@@ -198,6 +198,7 @@ def test_slice_table_is_one_table_when_the_terminal_is_wide(
         # ...unless it says what share will do
         (["accuracy=0.9", "graded=0.9"], ExitCode.OK, None),
         (["qwk=nan"], ExitCode.USAGE, "error: --fail-under 'qwk=nan': the value must be a finite"),
+        (["graded=1.5"], ExitCode.USAGE, "graded is a share, from 0 to 1"),
     ],
 )
 def test_fail_under(
@@ -267,6 +268,9 @@ def test_compare_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # the 4 'half' answers (gold 0.5) drop to 0: MAE over 13 graded rises by 4 * 0.5 / 13
     assert deltas["mae"]["delta"] == pytest.approx(2 / 13)
     assert deltas["mae"]["low"] <= deltas["mae"]["delta"] <= deltas["mae"]["high"]
+    # the false-accept rate rests on the 5 human-incorrect answers: too few for an interval
+    assert deltas["false_accept_rate"]["delta"] is not None
+    assert deltas["false_accept_rate"]["low"] is None
     assert len(data_out["changed"]) == 4
     assert {c["verdict_a"] for c in data_out["changed"]} == {"partial"}
     human = invoke("compare", str(tmp_path / "a"), str(tmp_path / "b"), "--bootstrap", "0")
@@ -310,3 +314,12 @@ def test_slices_of_ten_or_more_carry_their_intervals(tmp_path: Path, fake: FakeG
     row = next(line for line in report.splitlines() if line.startswith("| verbatim |"))
     expected = f"{verbatim['value']:.3f} [{verbatim['low']:.2f}, {verbatim['high']:.2f}]"
     assert f"| {expected} |" in row
+
+
+def test_the_json_lists_every_gate_checked(tmp_path: Path, fake: FakeGrader) -> None:
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows())
+    result = invoke(str(data), "--json", "--fail-under", "mae=1", "--bootstrap", "0")
+    assert result.exit_code == ExitCode.BELOW_THRESHOLD
+    thresholds = json.loads(result.stdout)["data"]["thresholds"]
+    assert thresholds["checked"] == ["mae=1.0", "graded=1.0"]
+    assert [f.split(" (")[0] for f in thresholds["failed"]] == ["1 of 14 responses ungraded"]

@@ -210,9 +210,31 @@ def test_resume_goes_on_only_with_the_runs_own_model_and_prompt(
         assert other_prompt.exit_code == 2
         assert f"was graded with prompt {spec['prompt_hash']}, and would now" in other_prompt.stderr
 
-        same = invoke("--resume", str(run), *quiet)
-        assert same.exit_code == 0, same.stderr
+        same = invoke("--resume", str(run), "--base-url", server.base_url + "/", *quiet)
+        assert same.exit_code == 0, same.stderr  # a trailing slash is the same endpoint
         assert len(server.requests) == calls  # refused runs sent nothing; the run was complete
+
+        # a run against OpenAI's default endpoint (no base URL in its spec) is not resumed
+        # against another one
+        spec["base_url"] = None
+        (run / "spec.json").write_text(json.dumps(spec))
+        elsewhere = invoke("--resume", str(run), "--base-url", server.base_url, *quiet)
+        assert elsewhere.exit_code == 2
+        assert "was graded with base URL https://api.openai.com/v1, and would now" in (
+            elsewhere.stderr
+        )
+
+
+def test_an_offline_run_resumes(tmp_path: Path) -> None:
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows(3))
+    run = tmp_path / "run"
+    quiet = ["--bootstrap", "0", "--no-report"]
+    first = invoke(str(data), "--grader", "offline", "--run-dir", str(run), *quiet)
+    assert first.exit_code == 0, first.stderr
+    calibration = json.loads((run / "spec.json").read_text())["prompt_hash"]
+    assert calibration  # the offline grader's calibration, recorded where a prompt's hash goes
+    again = invoke("--resume", str(run), *quiet)
+    assert again.exit_code == 0, again.stderr
 
 
 def _results(path: Path) -> list[str]:

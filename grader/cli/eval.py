@@ -166,7 +166,7 @@ def run_command(
     if json_output:
         data: dict[str, Any] = outcome.model_dump(mode="json")
         data["thresholds"] = {
-            "checked": [f"{n}={v}" for n, v in thresholds],
+            "checked": [f"{n}={v}" for n, v in scoring.gates(thresholds)],
             "failed": failures,
         }
         print_json("eval", data)

@@ -289,6 +289,7 @@ def _evidence(grader: Any, settings: Any, *, cached: bool = False) -> GradeEvide
         base_url=settings.base_url,
         prompt_hash=grader.template.hash,
         cached=cached,
+        attempts=0 if cached else 1,
     )
 
 

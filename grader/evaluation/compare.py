@@ -197,12 +197,14 @@ def compare_results(
     rng = np.random.default_rng(seed)
     samples = [rng.integers(0, len(keys), size=len(keys)) for _ in range(resamples)] if keys else []
     deltas = []
+    wrong = int(np.count_nonzero(gc == code["incorrect"]))
     for name in METRICS:
         a = evaluate(name, everything, 0)
         b = evaluate(name, everything, 1)
         delta = None if a is None or b is None else b - a
         low = high = None
-        if delta is not None and len(keys) > 1 and samples:
+        support = wrong if name == "false_accept_rate" else len(keys)
+        if delta is not None and support >= m.MIN_FOR_INTERVAL and samples:
             values = []
             for idx in samples:
                 va = evaluate(name, idx, 0)

@@ -211,20 +211,26 @@ def parse_threshold(text: str) -> tuple[str, float]:
         raise ValueError(f"--fail-under {text!r}: {value!r} is not a number") from None
     if not math.isfinite(limit):
         raise ValueError(f"--fail-under {text!r}: the value must be a finite number")
+    if name == GRADED and not 0 <= limit <= 1:
+        raise ValueError(f"--fail-under {text!r}: {GRADED} is a share, from 0 to 1")
     return name, limit
 
 
-def failed_thresholds(summary: EvalSummary, thresholds: Sequence[tuple[str, float]]) -> list[str]:
-    """One message per unmet threshold (lower-is-better metrics fail when above the value).
-
-    Metrics cover only the graded responses, so any gate also requires every response graded,
-    unless the user set the share themselves (`graded=0.99`): a run that graded 6 of 100 must
-    not pass a gate on the 6."""
+def gates(thresholds: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    """The thresholds a run is held to: those given, plus every response graded (`graded=1`)
+    unless they set the share themselves. Metrics cover only the graded responses, so a run
+    that graded 6 of 100 must not pass a gate on the 6."""
     if thresholds and GRADED not in {name for name, _ in thresholds}:
-        thresholds = [*thresholds, (GRADED, 1.0)]
+        return [*thresholds, (GRADED, 1.0)]
+    return list(thresholds)
+
+
+def failed_thresholds(summary: EvalSummary, thresholds: Sequence[tuple[str, float]]) -> list[str]:
+    """One message per unmet threshold of `gates(thresholds)` (lower-is-better metrics fail when
+    above the value)."""
     overall = summary.overall
     failures: list[str] = []
-    for name, limit in thresholds:
+    for name, limit in gates(thresholds):
         if name == GRADED:
             share = overall.graded / overall.n if overall.n else 0.0
             if share < limit:

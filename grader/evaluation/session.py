@@ -20,6 +20,7 @@ from grader.evaluation.dataset import LoadedData, card_for, load_datasets
 from grader.evaluation.runner import ProgressCallback, ResultRecord, RunSpec
 from grader.evaluation.scoring import EvalSummary, summarise
 from grader.evaluation.workers import WorkerPlan, auto_workers
+from grader.settings import OPENAI_DEFAULT_BASE_URL
 
 RECORDED_FILE = "recorded.json"
 """In a `--record` run's directory: the keys of the results whose exchanges the cassette holds."""
@@ -280,12 +281,21 @@ def _ungraded_reasons(results: list[ResultRecord]) -> dict[str, int]:
 
 def _check_same_grader(spec: RunSpec, kind: str, settings: Any, prompt_hash: str | None) -> None:
     """A resumed run must grade with what graded its first part: one run's grades come from
-    one grader, model, endpoint and prompt, as its spec says. UsageError naming what changed."""
+    one grader, model, endpoint and prompt (or offline calibration), as its spec says.
+    UsageError naming what changed."""
     now: dict[str, str | None] = {"grader": kind, "prompt": prompt_hash}
     then: dict[str, str | None] = {"grader": spec.grader, "prompt": spec.prompt_hash}
     if kind == "llm":
-        now |= {"model": settings.model, "base URL": settings.base_url, "mode": settings.mode}
-        then |= {"model": spec.model, "base URL": spec.base_url, "mode": spec.mode}
+        now |= {
+            "model": settings.model,
+            "base URL": settings.effective_base_url,
+            "mode": settings.mode,
+        }
+        then |= {
+            "model": spec.model,
+            "base URL": (spec.base_url or OPENAI_DEFAULT_BASE_URL).rstrip("/"),
+            "mode": spec.mode,
+        }
     for what, before in then.items():
         if before is not None and now[what] != before:
             raise UsageError(
@@ -296,8 +306,10 @@ def _check_same_grader(spec: RunSpec, kind: str, settings: Any, prompt_hash: str
 
 
 def _prompt_hash(grader: object) -> str | None:
+    """The LLM grader's prompt hash, or the offline grader's calibration hash (which its grades
+    record in the same field)."""
     template = getattr(grader, "template", None)
-    value = getattr(template, "hash", None)
+    value = getattr(template, "hash", None) or getattr(grader, "calibration_id", None)
     return value if isinstance(value, str) else None
 
 
@@ -394,6 +406,7 @@ def _forget_unrecorded(
     if lost:
         notice(
             f"{len(lost)} responses were graded after the cassette was last saved (the run was "
-            "killed); grading them again so that the recording holds every exchange"
+            "killed, or the cassette is gone); grading them again so that the recording holds "
+            "every exchange"
         )
         runner.compact_results(run_dir, [item.key for item in loaded.items], drop=lost)

@@ -85,6 +85,11 @@ class OfflineGrader:
         self._calibration_id = calibration_id
         self._context = tuple(context)
 
+    @property
+    def calibration_id(self) -> str:
+        """The calibration's hash, recorded with every grade where an LLM grade has its prompt's."""
+        return self._calibration_id
+
     @classmethod
     def load(
         cls, calibration_path: Path = CALIBRATION_FILE, context: Sequence[Card] = ()
