@@ -238,14 +238,19 @@ def test_async_grades_give_the_same_reasons(grader_home: Path) -> None:
     ]
 
 
-def test_an_endpoint_that_hangs_up_is_not_called_unreachable(grader_home: Path) -> None:
+@pytest.mark.parametrize("partial", [False, True], ids=["no reply", "reset mid-reply"])
+def test_an_endpoint_that_hangs_up_is_not_called_unreachable(
+    grader_home: Path, partial: bool
+) -> None:
     import socket
+    import struct
     import threading
 
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n{"
 
-    def hang_up() -> None:  # read each request, then close without a word
+    def hang_up() -> None:  # read each request, then close: at once, or after part of a reply
         while True:
             try:
                 conn, _ = listener.accept()
@@ -253,6 +258,9 @@ def test_an_endpoint_that_hangs_up_is_not_called_unreachable(grader_home: Path) 
                 return
             with conn:
                 conn.recv(65536)
+                if partial:
+                    conn.sendall(head)
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 
     threading.Thread(target=hang_up, daemon=True).start()
     base_url = f"http://127.0.0.1:{port}/v1"

@@ -560,7 +560,8 @@ def _describe(exc: BaseException, settings: Settings, base_url: str) -> str:
             "prompt or settings differ from the recorded run's)"
         )
     if isinstance(exc, openai.APIConnectionError):
-        if _caused_by(exc, "RemoteProtocolError"):  # connected, then no (or a broken) reply
+        if _caused_by(exc, "RemoteProtocolError") or _caused_by(exc, "ReadError"):
+            # connected, then no reply, a broken one, or the connection reset mid-reply
             return (
                 f"the LLM endpoint {base_url} closed the connection without a complete reply "
                 f"({retries} retries)"
