@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from eval_fakes import grade_responder, record, standard_rows, write_dataset
+from eval_process import eval_process, results_in, wait_for_results
 from typer.testing import CliRunner
 
 from grader.cli import app
-from grader.testing.openai_server import LoopbackOpenAIServer, Reply, wait_until
+from grader.testing.openai_server import LoopbackOpenAIServer, Reply
 
 SECRET = "sk-test-secret-never-stored"
 NOT_A_CASSETTE = "not a vcrpy cassette (no list of `interactions`)"
@@ -237,10 +234,6 @@ def test_an_offline_run_resumes(tmp_path: Path) -> None:
     assert again.exit_code == 0, again.stderr
 
 
-def _results(path: Path) -> list[str]:
-    return path.read_text().splitlines() if path.exists() else []
-
-
 def test_a_recording_killed_midway_resumes_into_a_complete_cassette(tmp_path: Path) -> None:
     """vcrpy saves a cassette when its context ends, which kill -9 never reaches: the responses
     graded by the killed process are graded again on resume, so a replay finds every one."""
@@ -248,24 +241,12 @@ def test_a_recording_killed_midway_resumes_into_a_complete_cassette(tmp_path: Pa
     run, cassette = tmp_path / "run", tmp_path / "run.yaml"
     quiet = ["--bootstrap", "0", "--no-report"]
     with LoopbackOpenAIServer(responder=grade_responder, delay=0.05) as server:
-        argv = [sys.executable, "-m", "grader", "eval", str(data), "--grader", "llm"]
-        argv += ["--base-url", server.base_url, "--record", str(cassette), "--run-dir", str(run)]
-        child = subprocess.Popen(
-            [*argv, "-c", "2", *quiet],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "GRADER_HOME": str(tmp_path / "home")},
-        )
-        try:
-            results = run / "results.jsonl"
-            assert wait_until(lambda: len(_results(results)) >= 6, 60)
-            os.kill(child.pid, signal.SIGKILL)
-            child.wait(timeout=10)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-        killed_with = len(_results(results))
+        args = [str(data), "--grader", "llm", "--base-url", server.base_url, "-c", "2", *quiet]
+        args += ["--record", str(cassette), "--run-dir", str(run)]
+        with eval_process(args, tmp_path / "home") as child:
+            wait_for_results(run, 6)
+            child.kill()
+        killed_with = len(results_in(run))
         assert not cassette.exists()  # nothing was saved
 
         resumed = invoke("--resume", str(run), "--out", str(tmp_path / "rec.jsonl"), *quiet)

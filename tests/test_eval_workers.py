@@ -7,7 +7,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import pytest
 from eval_fakes import grade_responder, standard_rows, write_dataset
+from eval_process import eval_process, results_in, wait_for_results
 from fake_worker import scripted
 from typer.testing import CliRunner
 
@@ -260,30 +260,15 @@ def test_sigkill_of_the_parent_leaves_no_worker_and_resume_completes(tmp_path: P
     data = write_dataset(tmp_path / "d.jsonl", standard_rows(120))
     run = tmp_path / "run"
     with LoopbackOpenAIServer(responder=grade_responder, delay=0.1) as server:
-        common = ["--grader", "llm", "--base-url", server.base_url, "--bootstrap", "0"]
-        argv = [sys.executable, "-m", "grader", "eval", str(data), "--run-dir", str(run)]
-        child = subprocess.Popen(
-            [*argv, *common, "-c", "4", "--workers", "2", "--no-report"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            env={**os.environ, "GRADER_HOME": str(tmp_path / "home")},
-        )
-        try:
-            results = run / runner.RESULTS_FILE
-            assert wait_until(
-                lambda: results.exists() and len(results.read_text().splitlines()) >= 10, 60
-            )
+        args = [str(data), "--run-dir", str(run), "--grader", "llm", "--base-url", server.base_url]
+        args += ["--bootstrap", "0", "-c", "4", "--workers", "2", "--no-report"]
+        with eval_process(args, tmp_path / "home") as child:
+            wait_for_results(run, 10)
             workers = _children(child.pid)
             assert len(workers) == 2
-            os.kill(child.pid, signal.SIGKILL)
-            child.wait(timeout=10)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
+            child.kill()
         assert wait_until(lambda: not any(_alive(p) for p in workers), 15)
-        survived = len(results.read_text().splitlines())
-        assert 10 <= survived < 122
+        assert 10 <= len(results_in(run)) < 122
 
         resumed = CliRunner().invoke(
             app,
@@ -300,7 +285,7 @@ def test_sigkill_of_the_parent_leaves_no_worker_and_resume_completes(tmp_path: P
             ],
         )
         assert resumed.exit_code == 0, resumed.stderr
-    keys = [json.loads(line)["key"] for line in results.read_text().splitlines()]
+    keys = [json.loads(line)["key"] for line in results_in(run)]
     assert len(keys) == len(set(keys)) == 122
     assert json.loads(resumed.stdout)["data"]["summary"]["overall"]["ungraded"] == 0
 
@@ -310,27 +295,13 @@ def test_sigterm_is_handled_as_ctrl_c_and_says_how_to_resume(tmp_path: Path) -> 
     data = write_dataset(tmp_path / "d.jsonl", standard_rows(120))
     run = tmp_path / "run"
     with LoopbackOpenAIServer(responder=grade_responder, delay=0.1) as server:
-        argv = [sys.executable, "-m", "grader", "eval", str(data), "--run-dir", str(run)]
-        argv += ["--grader", "llm", "--base-url", server.base_url, "--bootstrap", "0"]
-        child = subprocess.Popen(
-            [*argv, "-c", "4", "--workers", "2", "--no-report"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "GRADER_HOME": str(tmp_path / "home")},
-        )
-        try:
-            results = run / runner.RESULTS_FILE
-            assert wait_until(
-                lambda: results.exists() and len(results.read_text().splitlines()) >= 10, 60
-            )
+        args = [str(data), "--run-dir", str(run), "--grader", "llm", "--base-url", server.base_url]
+        args += ["--bootstrap", "0", "-c", "4", "--workers", "2", "--no-report"]
+        with eval_process(args, tmp_path / "home") as child:
+            wait_for_results(run, 10)
             workers = _children(child.pid)
             child.terminate()
             _, stderr = child.communicate(timeout=20)
-        finally:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
         assert child.returncode == 143
         assert f"continue with: grader eval --resume {run}" in stderr
         assert stderr.rstrip().endswith("error: terminated")
@@ -340,5 +311,5 @@ def test_sigterm_is_handled_as_ctrl_c_and_says_how_to_resume(tmp_path: Path) -> 
             app, ["eval", "--resume", str(run), "--json", "--bootstrap", "0", "--no-report"]
         )
         assert resumed.exit_code == 0, resumed.stderr
-    keys = [json.loads(line)["key"] for line in results.read_text().splitlines()]
+    keys = [json.loads(line)["key"] for line in results_in(run)]
     assert len(keys) == len(set(keys)) == 122

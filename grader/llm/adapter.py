@@ -517,16 +517,11 @@ def _to_usage(raw: Any) -> Usage:
     )
 
 
-def _unrecorded_in_replay(exc: BaseException) -> bool:
-    """Whether vcrpy (`grader eval --replay`) refused a request its cassette never recorded;
-    openai reports that as a connection error. Matched by name: vcrpy is imported only by the
-    eval's cassette module."""
-    return _caused_by(exc, "CannotOverwriteExistingCassetteException")
-
-
 def _caused_by(exc: BaseException, class_name: str) -> bool:
     """Whether an exception of that class name is in `exc`'s chain of causes (by name: the HTTP
-    stack's and vcrpy's classes are not imported here)."""
+    stack's and vcrpy's classes are not imported here). openai reports both a request that
+    `grader eval --replay` finds in no cassette and an endpoint hanging up as connection errors;
+    the cause tells them apart."""
     seen: BaseException | None = exc
     for _ in range(10):  # a cause chain is short; never loop on a cyclic one
         if seen is None:
@@ -554,7 +549,7 @@ def _describe(exc: BaseException, settings: Settings, base_url: str) -> str:
             "server may still be loading the model: raise the timeout (GRADER_TIMEOUT, or "
             "timeout in $GRADER_HOME/config.toml)"
         )
-    if _unrecorded_in_replay(exc):
+    if _caused_by(exc, "CannotOverwriteExistingCassetteException"):  # vcrpy, in --replay
         return (
             "no exchange recorded in the cassette matches this request (replaying: the data, "
             "prompt or settings differ from the recorded run's)"
