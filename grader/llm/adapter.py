@@ -10,13 +10,16 @@ first call, so importing this module is cheap.
 from __future__ import annotations
 
 import asyncio
+import functools
 import html
+import inspect
 import json
 import re
+import ssl
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -129,6 +132,79 @@ def _quiet_library_loggers() -> None:
     logger.propagate = False
 
 
+_BEARER_AUTH_ONLY: Any = {"security": {"bearer_auth": True}}
+"""The request options openai's own `chat.completions.create` passes (no admin key)."""
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def _plain_json(value: Any) -> bool:
+    if isinstance(value, _JSON_SCALARS):
+        return True
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain_json(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_plain_json(v) for v in value)
+    return False
+
+
+def direct_create(client: Any) -> Callable[..., Any]:
+    """`client.chat.completions.create` without its per-call walk of the typed params.
+
+    Before posting, openai's `create` runs every request through its params transform (key
+    aliases, date and file formats), checking each value of the messages and the tool schema
+    against its TypedDicts. A request of plain JSON values, like every one we send, comes out
+    unchanged, yet the walk cost about 0.7 ms of the 3.4 ms of CPU a grade takes, the largest
+    single cost when an eval's client, not the endpoint, is the limit. This posts the same body
+    (same keys in the same order, so the same bytes) with the same auth through openai's
+    documented `client.post`; a request with anything else (streaming, request options, a key
+    `create` does not take, a value that is not plain JSON) goes through `create` itself.
+    tests/test_llm_direct.py checks the bytes on the wire are identical in every mode."""
+    import openai
+    from openai.types.chat import ChatCompletion
+
+    official = client.chat.completions.create
+    options = {"extra_headers", "extra_query", "extra_body", "timeout"}
+    order = [name for name in inspect.signature(official).parameters if name not in options]
+    names = frozenset(order)
+
+    def direct(params: dict[str, Any]) -> dict[str, Any] | None:
+        if params.keys() <= names and not params.get("stream") and _plain_json(params):
+            return {name: params[name] for name in order if name in params}
+        return None
+
+    if isinstance(client, openai.AsyncOpenAI):
+
+        async def acreate(**params: Any) -> Any:
+            body = direct(params)
+            if body is None:
+                return await official(**params)
+            return await client.post(
+                "/chat/completions", cast_to=ChatCompletion, body=body, options=_BEARER_AUTH_ONLY
+            )
+
+        return acreate
+
+    def create(**params: Any) -> Any:
+        body = direct(params)
+        if body is None:
+            return official(**params)
+        return client.post(
+            "/chat/completions", cast_to=ChatCompletion, body=body, options=_BEARER_AUTH_ONLY
+        )
+
+    return create
+
+
+def structured_client(client: Any, mode_name: str) -> Any:
+    """instructor over `client` (an openai client) in `mode_name`, posting through
+    `direct_create`."""
+    import instructor
+
+    wrapped = instructor.from_openai(client, mode=instructor_mode(mode_name))
+    wrapped.create_fn = instructor.patch(create=direct_create(client), mode=wrapped.mode)
+    return wrapped
+
+
 def instructor_mode(name: str) -> Any:
     """The instructor Mode for a `Settings.mode` name."""
     import instructor
@@ -175,17 +251,44 @@ def check_async_validators_once_per_model() -> None:
         setattr(patch, "reject_async_validators", reject_async_validators)  # noqa: B010
 
 
+@functools.cache
+def instructor_model(response_model: type[T]) -> type[T]:
+    """`response_model` wrapped for instructor (a subclass carrying its tool schema), made once
+    per process: instructor would re-create the class, and its JSON schema, on every call, and a
+    forked grading worker inherits it from `preload` instead of spending 10 ms on it."""
+    import instructor
+
+    return instructor.openai_schema(response_model)
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context (the one an openai client makes for itself), made once per
+    process and shared by its clients: loading the certificates costs about 30 ms of CPU, which
+    every grading worker paid before its first request. Contexts are made to be shared."""
+    import httpx2
+
+    return httpx2.create_ssl_context()
+
+
+def async_http_client() -> Any:
+    """openai's default async HTTP client, with the process's shared `tls_context` (async
+    clients are the ones made many times over: one per grading worker and event loop)."""
+    import openai
+
+    return openai.DefaultAsyncHttpxClient(verify=tls_context())
+
+
 def preload(response_model: type[BaseModel]) -> None:
     """Import openai and instructor and run their one-time set-up (lazy imports, the wrapped
-    schema), about a second of CPU, so that processes forked afterwards skip it. Opens nothing,
-    and builds no client: a throwaway one cost 20-30 ms of CPU (its SSL context) on the way to
-    the first grade, and each worker builds its own anyway."""
-    import instructor
+    model, the TLS context), about a second of CPU, so that processes forked afterwards skip it.
+    Opens nothing, and builds no client."""
     import openai  # noqa: F401  (the import is the set-up)
 
     _quiet_library_loggers()
     check_async_validators_once_per_model()
-    instructor.openai_schema(response_model)
+    instructor_model(response_model)
+    tls_context()
 
 
 class LLMClient:
@@ -204,7 +307,6 @@ class LLMClient:
             asyncio.AbstractEventLoop, tuple[AsyncInstructor, asyncio.Semaphore]
         ] = weakref.WeakKeyDictionary()
         self._schemas: dict[type[BaseModel], dict[str, Any]] = {}
-        self._wrapped: dict[type[BaseModel], type[BaseModel]] = {}
 
     @property
     def model(self) -> str:
@@ -227,14 +329,12 @@ class LLMClient:
     def _sync_client(self) -> Instructor:
         with self._sync_lock:
             if self._sync is None:
-                import instructor
                 import openai
 
                 _quiet_library_loggers()
                 check_async_validators_once_per_model()
                 client = openai.OpenAI(**self._client_options())
-                mode = instructor_mode(self.settings.mode)
-                self._sync = instructor.from_openai(client, mode=mode)
+                self._sync = structured_client(client, self.settings.mode)
             return self._sync
 
     def _async_client(self) -> tuple[AsyncInstructor, asyncio.Semaphore]:
@@ -242,14 +342,13 @@ class LLMClient:
         loop = asyncio.get_running_loop()
         state = self._async.get(loop)
         if state is None:
-            import instructor
             import openai
 
             _quiet_library_loggers()
             check_async_validators_once_per_model()
-            client = openai.AsyncOpenAI(**self._client_options())
+            client = openai.AsyncOpenAI(**self._client_options(), http_client=async_http_client())
             state = (
-                instructor.from_openai(client, mode=instructor_mode(self.settings.mode)),
+                structured_client(client, self.settings.mode),
                 asyncio.Semaphore(self.settings.max_connections),
             )
             self._async[loop] = state
@@ -287,17 +386,6 @@ class LLMClient:
             schema = response_model.model_json_schema()
             self._schemas[response_model] = schema
         return schema
-
-    def _instructor_model(self, response_model: type[T]) -> type[T]:
-        """`response_model` wrapped for instructor once (it would re-create the class, and its
-        JSON schema, on every call otherwise); the wrapper subclasses the model."""
-        wrapped = self._wrapped.get(response_model)
-        if wrapped is None:
-            import instructor
-
-            wrapped = instructor.openai_schema(response_model)
-            self._wrapped[response_model] = wrapped
-        return wrapped  # type: ignore[return-value]
 
     def _key(self, response_model: type[BaseModel], messages: list[Message]) -> str:
         return cache_key(
@@ -430,7 +518,7 @@ class LLMClient:
             client = self._sync_client()
             with validation_context(context):
                 value, completion = client.chat.completions.create_with_completion(
-                    response_model=self._instructor_model(response_model),
+                    response_model=instructor_model(response_model),
                     messages=msgs,  # type: ignore[arg-type]
                     max_retries=self.settings.max_reasks,
                     strict=False,  # lax: a local model's "0.8" is the number 0.8
@@ -476,7 +564,7 @@ class LLMClient:
             async with semaphore:
                 with validation_context(context):
                     value, completion = await client.chat.completions.create_with_completion(
-                        response_model=self._instructor_model(response_model),
+                        response_model=instructor_model(response_model),
                         messages=msgs,  # type: ignore[arg-type]
                         max_retries=self.settings.max_reasks,
                         strict=False,  # lax: a local model's "0.8" is the number 0.8
