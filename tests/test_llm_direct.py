@@ -124,3 +124,41 @@ def test_what_the_direct_path_does_not_take_goes_through_create(
         client.close()
     assert received[1].headers["x-trace"] == "7"
     assert [r.body for r in received] == [{"model": "m", "messages": messages}] * 3
+
+
+def test_set_up_is_done_once_per_process_and_before_a_fork(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Certificates are loaded, and the response model wrapped, once per process (by `preload`,
+    before grading workers fork), not by every async client: each event loop and each worker
+    makes one."""
+    import httpcore2
+
+    from grader.llm.schemas import GradeResponse
+
+    loaded: list[str] = []  # where httpx loads the certificates for its default context
+    real = httpcore2.default_ssl_context
+    monkeypatch.setattr(httpcore2, "default_ssl_context", counting(loaded, "tls", real))
+    adapter.tls_context.cache_clear()
+    adapter.instructor_model.cache_clear()
+    try:
+        adapter.preload(GradeResponse)
+        assert loaded == ["tls"]
+        assert adapter.instructor_model.cache_info().currsize == 1
+        with LoopbackOpenAIServer(responder=lambda body: reply_for(body, GOOD)) as server:
+            settings = Settings(base_url=server.base_url, api_key=KEY, model="m", cache=False)
+            grader = LLMGrader(settings, tmp_path)
+
+            async def once() -> str:
+                try:
+                    return (await grader.agrade(CARD, "a")).verdict
+                finally:
+                    await grader.aclose()
+
+            assert [asyncio.run(once()) for _ in range(2)] == ["correct", "correct"]
+            grader.close()
+        assert loaded == ["tls"], "an async client loaded the certificates again"
+        assert adapter.instructor_model.cache_info().misses == 1
+    finally:
+        adapter.tls_context.cache_clear()
+        adapter.instructor_model.cache_clear()
