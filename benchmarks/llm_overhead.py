@@ -5,6 +5,8 @@ We time, for the same request:
   raw   - a bare `openai` chat.completions.create (HTTP round trip + openai client + server)
   grade - LLMGrader.grade with logging on and the cache off (the full path a user runs)
 overhead = grade - raw: prompt rendering, instructor, validation, Grade conversion, SQLite log.
+It can be negative: the adapter posts the same request without the walk of openai's typed params
+that `create` does (about 0.5 ms; see `grader.llm.adapter.direct_create`), and raw includes it.
 Also: a cache hit (no HTTP at all) and the path with --no-log.
 
 Run: .venv/bin/python benchmarks/llm_overhead.py [N]

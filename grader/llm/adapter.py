@@ -153,7 +153,7 @@ def direct_create(client: Any) -> Callable[..., Any]:
     Before posting, openai's `create` runs every request through its params transform (key
     aliases, date and file formats), checking each value of the messages and the tool schema
     against its TypedDicts. A request of plain JSON values, like every one we send, comes out
-    unchanged, yet the walk cost about 0.7 ms of the 3.4 ms of CPU a grade takes, the largest
+    unchanged, yet the walk cost 0.5-1 ms of the 3-4 ms of CPU a grade took, the largest
     single cost when an eval's client, not the endpoint, is the limit. This posts the same body
     (same keys in the same order, so the same bytes) with the same auth through openai's
     documented `client.post`; a request with anything else (streaming, request options, a key
