@@ -201,6 +201,40 @@ def test_a_200_error_body_without_choices_gives_the_error(grader_home: Path) -> 
     assert reason == f"the reply from {base_url} had no choices: Provider returned error for ***"
 
 
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        (b"42", "the body was 42"),
+        (b"null", "the body was null"),
+        (b'[{"choices": []}]', 'the body was [{"choices": []}]'),
+        (b'{"choices": 5}', "its choices were 5"),
+    ],
+)
+@pytest.mark.parametrize("run_async", [False, True], ids=["sync", "async"])
+def test_json_that_is_not_a_chat_completion_is_the_replys_fault_and_not_re_asked(
+    grader_home: Path, body: bytes, detail: str, run_async: bool
+) -> None:
+    """instructor called these the model's output and re-asked twice."""
+    with LoopbackOpenAIServer(responder=lambda _: Reply(raw=body)) as server:
+        settings = Settings(base_url=server.base_url, api_key=KEY, model="m", max_retries=0)
+        grader = LLMGrader(settings, grader_home)
+        try:
+            grade = asyncio.run(agrade(grader)) if run_async else grader.grade(CARD, "design")
+        finally:
+            grader.close()
+        sent = len(server.requests)
+        base_url = server.base_url
+    assert checked(grade) == f"the reply from {base_url} was not a chat completion: {detail}"
+    assert sent == 1
+
+
+async def agrade(grader: LLMGrader) -> Grade:
+    try:
+        return await grader.agrade(CARD, "design")
+    finally:
+        await grader.aclose()
+
+
 # -- the async path gives the same reasons ------------------------------------------------------
 
 

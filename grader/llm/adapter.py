@@ -147,6 +147,41 @@ def _plain_json(value: Any) -> bool:
     return False
 
 
+class NotACompletion(Exception):
+    """The endpoint's reply was JSON but not a chat completion (`42`, `null`, a list, a
+    `choices` that is not a list). instructor would call that the model's output and re-ask."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _a_completion(reply: Any) -> Any:
+    """`reply` if it is a chat completion (or the text of a body that is not JSON, which the
+    failure reasons read); else `NotACompletion`."""
+    from openai.types.chat import ChatCompletion
+
+    if isinstance(reply, str):
+        return reply
+    if isinstance(reply, ChatCompletion):
+        choices = getattr(reply, "choices", None)
+        if choices is None or isinstance(choices, list):
+            return reply
+        raise NotACompletion(f"its choices were {_as_json(choices)[:60]}")
+    raise NotACompletion(f"the body was {_as_json(reply)[:60]}")
+
+
+def _as_json(value: Any) -> str:
+    """`value` as the JSON it was read from (openai builds its models even inside a list)."""
+
+    def plain(item: Any) -> Any:
+        if isinstance(item, BaseModel):
+            return item.model_dump(mode="json", exclude_unset=True, warnings=False)
+        return str(item)
+
+    return json.dumps(value, default=plain)
+
+
 def direct_create(client: Any) -> Callable[..., Any]:
     """`client.chat.completions.create` without its per-call walk of the typed params.
 
@@ -177,9 +212,14 @@ def direct_create(client: Any) -> Callable[..., Any]:
         async def acreate(**params: Any) -> Any:
             body = direct(params)
             if body is None:
-                return await official(**params)
-            return await client.post(
-                "/chat/completions", cast_to=ChatCompletion, body=body, options=_BEARER_AUTH_ONLY
+                return _a_completion(await official(**params))
+            return _a_completion(
+                await client.post(
+                    "/chat/completions",
+                    cast_to=ChatCompletion,
+                    body=body,
+                    options=_BEARER_AUTH_ONLY,
+                )
             )
 
         return acreate
@@ -187,9 +227,11 @@ def direct_create(client: Any) -> Callable[..., Any]:
     def create(**params: Any) -> Any:
         body = direct(params)
         if body is None:
-            return official(**params)
-        return client.post(
-            "/chat/completions", cast_to=ChatCompletion, body=body, options=_BEARER_AUTH_ONLY
+            return _a_completion(official(**params))
+        return _a_completion(
+            client.post(
+                "/chat/completions", cast_to=ChatCompletion, body=body, options=_BEARER_AUTH_ONLY
+            )
         )
 
     return create
@@ -708,6 +750,8 @@ def _bad_reply(
 ) -> str | None:
     """The reason when the endpoint's HTTP reply itself was unusable (a body that is not JSON,
     a completion without choices), which instructor reports as if the model's output were."""
+    if isinstance(exc, NotACompletion):
+        return f"the reply from {base_url} was not a chat completion: {_line(exc.detail, settings)}"
     failed = getattr(retry, "failed_attempts", None) or []
     if isinstance(exc, json.JSONDecodeError) and all(
         getattr(a, "exception", None) is not exc for a in failed
