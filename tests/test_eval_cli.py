@@ -316,6 +316,23 @@ def test_slices_of_ten_or_more_carry_their_intervals(tmp_path: Path, fake: FakeG
     assert f"| {expected} |" in row
 
 
+def test_the_terminal_slice_tables_carry_the_intervals_too(
+    tmp_path: Path, fake: FakeGrader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows(30))
+    run_dir = tmp_path / "run"
+    result = invoke(str(data), "--run-dir", str(run_dir), "--bootstrap", "50", "--no-report")
+    assert result.exit_code == 0, result.stderr
+    summary = json.loads((run_dir / "summary.json").read_text())["by_kind"]
+    lines = result.stdout.split("per kind")[1].splitlines()
+    verbatim = next(i for i, line in enumerate(lines) if line.startswith("verbatim"))
+    mae = summary["verbatim"]["mae"]
+    assert mae["low"] is not None
+    assert f"[{mae['low']:.2f}, {mae['high']:.2f}]" in lines[verbatim + 1]
+    assert "under each value: its 95% CI" in result.stdout
+
+
 def test_the_json_lists_every_gate_checked(tmp_path: Path, fake: FakeGrader) -> None:
     data = write_dataset(tmp_path / "d.jsonl", standard_rows())
     result = invoke(str(data), "--json", "--fail-under", "mae=1", "--bootstrap", "0")

@@ -299,9 +299,20 @@ def _slice_table(title: str, slices: dict[str, SliceMetrics], metrics: Sequence[
         table.add_column(header, no_wrap=True, min_width=len(header))
     for name, sm in slices.items():
         table.add_row(  # a slice name is data (a dataset, split or kind): never rich markup
-            Text(name), str(sm.n), str(sm.ungraded), *(_fmt(sm.metric(m).value) for m in metrics)
+            Text(name), str(sm.n), str(sm.ungraded), *(_with_interval(sm, m) for m in metrics)
         )
+    if any(sm.metric(m).low is not None for sm in slices.values() for m in metrics):
+        table.caption = "under each value: its 95% CI, where the slice has one"
+        table.caption_justify = "left"
     return table
+
+
+def _with_interval(sm: SliceMetrics, metric: str) -> str:
+    """The value, and under it its 95% CI (a slice too small for one has none)."""
+    interval = sm.metric(metric)
+    if interval.low is None or interval.high is None:
+        return _fmt(interval.value)
+    return f"{_fmt(interval.value)}\n[{interval.low:.2f}, {interval.high:.2f}]"
 
 
 def _print_outcome(outcome: EvalOutcome) -> None:
