@@ -114,3 +114,30 @@ def test_runs_sharing_no_dataset_keep_their_message(tmp_path: Path) -> None:
     result = compare(run(one, tmp_path / "a"), run(two, tmp_path / "b"))
     assert result.exit_code == 1
     assert result.stderr == "error: the two runs have no responses in common\n"
+
+
+def test_without_a_hash_the_paired_responses_themselves_must_agree(tmp_path: Path) -> None:
+    (tmp_path / "v1").mkdir()
+    (tmp_path / "v2").mkdir()
+    first = write_dataset(tmp_path / "v1" / "injection.jsonl", standard_rows())
+    second = write_dataset(tmp_path / "v2" / "injection.jsonl", other_rows())
+    a = run(first, tmp_path / "a")
+    b = run(second, tmp_path / "b")
+    same = run(first, tmp_path / "same")
+    for run_dir in (a, same):  # a spec edited by hand, or written elsewhere, without the hash
+        spec_path = run_dir / "spec.json"
+        spec = json.loads(spec_path.read_text())
+        for dataset in spec["datasets"]:
+            dataset["sha256"] = ""
+        spec_path.write_text(json.dumps(spec))
+
+    result = compare(a, b)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: cannot compare: dataset injection is not the same file in both runs (no hash "
+        "in a run spec, and line 1 is response 'r0' graded 1 by a person in A, 'r100' graded 1 "
+        "in B)\n"
+    )
+    agreeing = compare(same, run(first, tmp_path / "again"))
+    assert agreeing.exit_code == 0, agreeing.stderr
+    assert json.loads(agreeing.stdout)["data"]["common"] == 14

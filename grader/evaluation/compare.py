@@ -149,18 +149,32 @@ def check_same_datasets(
     results_b: dict[str, ResultRecord],
 ) -> None:
     """Refuse when a dataset both runs have responses from is a different file in each: its keys
-    would pair unrelated responses."""
+    would pair unrelated responses. Where a spec has no hash for it (edited by hand, or from
+    elsewhere), the paired responses themselves must agree: same id and human grade."""
     hashes_a = {d.name: d for d in spec_a.datasets if d.sha256}
     hashes_b = {d.name: d for d in spec_b.datasets if d.sha256}
     in_both = {r.dataset for r in results_a.values()} & {r.dataset for r in results_b.values()}
     for name in sorted(in_both):
         a, b = hashes_a.get(name), hashes_b.get(name)
-        if a is not None and b is not None and a.sha256 != b.sha256:
-            short_a, short_b = _short_hashes(a.sha256, b.sha256)
-            raise InputError(
-                f"cannot compare: {_label(a, b)} differs between the runs "
-                f"(sha256 {short_a} in A, {short_b} in B)"
-            )
+        if a is not None and b is not None:
+            if a.sha256 != b.sha256:
+                short_a, short_b = _short_hashes(a.sha256, b.sha256)
+                raise InputError(
+                    f"cannot compare: {_label(a, b)} differs between the runs "
+                    f"(sha256 {short_a} in A, {short_b} in B)"
+                )
+            continue
+        for key, record_a in results_a.items():
+            record_b = results_b.get(key)
+            if record_a.dataset != name or record_b is None:
+                continue
+            if (record_a.id, record_a.gold) != (record_b.id, record_b.gold):
+                raise InputError(
+                    f"cannot compare: dataset {name} is not the same file in both runs "
+                    f"(no hash in a run spec, and line {record_a.line} is response "
+                    f"{record_a.id!r} graded {record_a.gold:g} by a person in A, "
+                    f"{record_b.id!r} graded {record_b.gold:g} in B)"
+                )
 
 
 def compare_results(
