@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +16,8 @@ from typer.testing import CliRunner
 
 from grader.cli import app
 from grader.exitcodes import ExitCode
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -340,3 +345,35 @@ def test_the_json_lists_every_gate_checked(tmp_path: Path, fake: FakeGrader) -> 
     thresholds = json.loads(result.stdout)["data"]["thresholds"]
     assert thresholds["checked"] == ["mae=1.0", "graded=1.0"]
     assert [f.split(" (")[0] for f in thresholds["failed"]] == ["1 of 14 responses ungraded"]
+
+
+@pytest.mark.parametrize("out", ["-", "/dev/stdout"])
+def test_predictions_on_stdout_send_the_summary_to_stderr(tmp_path: Path, out: str) -> None:
+    """A real `grader eval` process (the offline grader): stdout carries nothing but the
+    predictions, one JSON object per line."""
+    data = REPO / "evals" / "injection.jsonl"
+    argv = [sys.executable, "-m", "grader", "eval", str(data), "--grader", "offline"]
+    env = {**os.environ, "GRADER_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [*argv, "--limit", "5", "--no-report", "--bootstrap", "0", "--out", out],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [json.loads(line)["line"] for line in lines] == [1, 2, 3, 4, 5]
+    assert "5 responses, 5 graded" in done.stderr and "per kind" in done.stderr
+
+    both = subprocess.run(
+        [*argv, "--limit", "1", "--out", out, "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert both.returncode == ExitCode.USAGE
+    assert both.stderr == (
+        "error: --out writes the predictions to stdout, where --json goes: choose one\n"
+    )

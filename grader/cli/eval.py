@@ -69,7 +69,8 @@ def run_command(
     ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print a JSON envelope.")] = False,
     out: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Write predictions JSONL here.")
+        Path | None,
+        typer.Option("--out", "-o", help="Write predictions JSONL here ('-': stdout)."),
     ] = None,
     report_dir: Annotated[
         Path | None,
@@ -132,6 +133,11 @@ def run_command(
         raise UsageError("give at least one DATASET (or --resume RUN)")
     if datasets and resume is not None:
         raise UsageError("--resume takes the datasets from the run; give no DATASET")
+    if out is not None and str(out) == "-":
+        out = Path("/dev/stdout")
+    out_to_stdout = out is not None and _is_stdout(out)
+    if out_to_stdout and json_output:
+        raise UsageError("--out writes the predictions to stdout, where --json goes: choose one")
     thresholds = []
     for text in fail_under or []:
         try:
@@ -170,8 +176,8 @@ def run_command(
             "failed": failures,
         }
         print_json("eval", data)
-    else:
-        _print_outcome(outcome)
+    else:  # with the predictions on stdout, the summary goes to stderr
+        _print_outcome(outcome, to_stderr=out_to_stdout)
     _say_why_ungraded(outcome, notice)
     overall = outcome.summary.overall
     if overall.n and not overall.graded:
@@ -183,6 +189,18 @@ def run_command(
         notice(f"threshold not met: {failure}")
     if failures:
         raise typer.Exit(ExitCode.BELOW_THRESHOLD)
+
+
+def _is_stdout(path: Path) -> bool:
+    """Whether writing `path` writes this process's standard output (`/dev/stdout`, or the file
+    stdout is redirected to)."""
+    import os
+
+    try:
+        target, stdout = os.stat(path), os.fstat(1)
+    except OSError:
+        return False
+    return (target.st_dev, target.st_ino) == (stdout.st_dev, stdout.st_ino)
 
 
 def _say_why_ungraded(outcome: EvalOutcome, notice: Callable[[str], None], shown: int = 3) -> None:
@@ -315,14 +333,14 @@ def _with_interval(sm: SliceMetrics, metric: str) -> str:
     return f"{_fmt(interval.value)}\n[{interval.low:.2f}, {interval.high:.2f}]"
 
 
-def _print_outcome(outcome: EvalOutcome) -> None:
+def _print_outcome(outcome: EvalOutcome, *, to_stderr: bool = False) -> None:
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     from grader.evaluation.scoring import CLASS_METRICS, METRICS, SCORE_METRICS
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True, stderr=to_stderr)
     summary = outcome.summary
     overall = summary.overall
     console.print(
