@@ -243,13 +243,20 @@ def test_ctrl_c_during_llm_rubrics_does_not_wait_for_the_requests(
             "OPENAI_API_KEY": "sk-x",
         }
         program = Path(sys.executable).parent / "grader"
-        child = subprocess.Popen(
-            [str(program), "rubric", str(deck)],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        # A test run started in the background (`pytest ... &`) ignores SIGINT, and a child
+        # inherits an ignored signal across exec: it would never see the Ctrl-C. A handler
+        # (unlike SIG_IGN) is reset to the default in the child.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            child = subprocess.Popen(
+                [str(program), "rubric", str(deck)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        finally:
+            signal.signal(signal.SIGINT, previous)
         try:
             assert wait_until(lambda: len(server.requests) == 2, timeout=20)
             child.send_signal(signal.SIGINT)
