@@ -31,8 +31,11 @@ NO_CHOICES: dict[str, Any] = {
 }
 
 
+TEXT_HTML = {"Content-Type": "text/html"}
+
+
 def html(status: int, page: bytes) -> Reply:
-    return Reply(status=status, raw=page, headers={"Content-Type": "text/html"})
+    return Reply(status=status, raw=page, headers=TEXT_HTML)
 
 
 def ungraded(
@@ -225,6 +228,32 @@ def test_json_that_is_not_a_chat_completion_is_the_replys_fault_and_not_re_asked
         sent = len(server.requests)
         base_url = server.base_url
     assert checked(grade) == f"the reply from {base_url} was not a chat completion: {detail}"
+    assert sent == 1
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(status=200, raw=b"not json at all"),  # labelled application/json
+        Reply(status=200, raw=b"<html><title>Sign in</title></html>", headers=TEXT_HTML),
+    ],
+    ids=["labelled-json", "html"],
+)
+@pytest.mark.parametrize("run_async", [False, True], ids=["sync", "async"])
+def test_a_reply_that_is_not_json_is_not_sent_again(
+    grader_home: Path, reply: Reply, run_async: bool
+) -> None:
+    """instructor counted it as a parse error and sent the request twice more."""
+    with LoopbackOpenAIServer(responder=lambda _: reply) as server:
+        settings = Settings(base_url=server.base_url, api_key=KEY, model="m", max_retries=0)
+        grader = LLMGrader(settings, grader_home)
+        try:
+            grade = asyncio.run(agrade(grader)) if run_async else grader.grade(CARD, "design")
+        finally:
+            grader.close()
+        sent = len(server.requests)
+        base_url = server.base_url
+    assert checked(grade).startswith(f"the reply from {base_url} was not valid JSON: ")
     assert sent == 1
 
 

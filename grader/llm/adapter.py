@@ -156,13 +156,23 @@ class NotACompletion(Exception):
         self.detail = detail
 
 
+class ReplyNotJSON(Exception):
+    """The endpoint's reply was not JSON (a proxy's HTML page, a body cut short), which
+    instructor would count as a parse error and send again; no re-ask mends it."""
+
+    def __init__(self, body: str, error: str | None) -> None:
+        super().__init__(error or "not JSON")
+        self.body = body
+        self.error = error
+
+
 def _a_completion(reply: Any) -> Any:
-    """`reply` if it is a chat completion (or the text of a body that is not JSON, which the
-    failure reasons read); else `NotACompletion`."""
+    """`reply` if it is a chat completion; else `NotACompletion`, or `ReplyNotJSON` for the
+    text openai hands over when a reply is not labelled JSON."""
     from openai.types.chat import ChatCompletion
 
     if isinstance(reply, str):
-        return reply
+        raise ReplyNotJSON(reply, _json_error(reply))
     if isinstance(reply, ChatCompletion):
         choices = getattr(reply, "choices", None)
         if choices is None or isinstance(choices, list):
@@ -211,28 +221,37 @@ def direct_create(client: Any) -> Callable[..., Any]:
 
         async def acreate(**params: Any) -> Any:
             body = direct(params)
+            try:
+                if body is None:
+                    return _a_completion(await official(**params))
+                return _a_completion(
+                    await client.post(
+                        "/chat/completions",
+                        cast_to=ChatCompletion,
+                        body=body,
+                        options=_BEARER_AUTH_ONLY,
+                    )
+                )
+            except json.JSONDecodeError as exc:  # a reply labelled JSON that is not
+                raise ReplyNotJSON(exc.doc, str(exc)) from exc
+
+        return acreate
+
+    def create(**params: Any) -> Any:
+        body = direct(params)
+        try:
             if body is None:
-                return _a_completion(await official(**params))
+                return _a_completion(official(**params))
             return _a_completion(
-                await client.post(
+                client.post(
                     "/chat/completions",
                     cast_to=ChatCompletion,
                     body=body,
                     options=_BEARER_AUTH_ONLY,
                 )
             )
-
-        return acreate
-
-    def create(**params: Any) -> Any:
-        body = direct(params)
-        if body is None:
-            return _a_completion(official(**params))
-        return _a_completion(
-            client.post(
-                "/chat/completions", cast_to=ChatCompletion, body=body, options=_BEARER_AUTH_ONLY
-            )
-        )
+        except json.JSONDecodeError as exc:
+            raise ReplyNotJSON(exc.doc, str(exc)) from exc
 
     return create
 
@@ -752,16 +771,9 @@ def _bad_reply(
     a completion without choices), which instructor reports as if the model's output were."""
     if isinstance(exc, NotACompletion):
         return f"the reply from {base_url} was not a chat completion: {_line(exc.detail, settings)}"
-    failed = getattr(retry, "failed_attempts", None) or []
-    if isinstance(exc, json.JSONDecodeError) and all(
-        getattr(a, "exception", None) is not exc for a in failed
-    ):
-        # raised by openai reading the reply, not by instructor parsing the model's output
-        return _not_json(exc.doc, str(exc), settings, base_url)
+    if isinstance(exc, ReplyNotJSON):
+        return _not_json(exc.body, exc.error, settings, base_url)
     completion = getattr(retry, "last_completion", None)
-    if isinstance(completion, str):
-        # openai hands over the text of a reply that is not JSON (and not labelled JSON)
-        return _not_json(completion, _json_error(completion), settings, base_url)
     if completion is not None and not getattr(completion, "choices", True):
         extra = getattr(completion, "model_extra", None) or {}
         error = _said_in(extra) if "error" in extra else None  # OpenRouter's error at HTTP 200
