@@ -335,6 +335,10 @@ def test_the_terminal_slice_tables_carry_the_intervals_too(
     mae = summary["verbatim"]["mae"]
     assert mae["low"] is not None
     assert f"[{mae['low']:.2f}, {mae['high']:.2f}]" in lines[verbatim + 1]
+    # a blank line after each slice, so a slice name wrapped onto the CI line reads as one row
+    assert all(
+        lines[i + 2].strip() == "" for i, line in enumerate(lines) if line.startswith("verbatim")
+    )
     assert "under each value: its 95% CI" in result.stdout
 
 

@@ -185,6 +185,33 @@ def test_cli_workers_grade_through_the_real_stack(tmp_path: Path) -> None:
     assert [json.loads(line)["line"] for line in out.read_text().splitlines()] == list(range(1, 33))
 
 
+def test_a_bad_ssl_cert_file_leaves_the_run_ungraded_with_its_reason_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parent makes the TLS context before forking; a missing SSL_CERT_FILE must not stop
+    it there: each worker's client meets it and says so, as without workers."""
+    from grader.llm import adapter
+
+    missing = tmp_path / "missing-ca.pem"
+    monkeypatch.setenv("SSL_CERT_FILE", str(missing))
+    adapter.tls_context.cache_clear()
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows(6))
+    try:
+        with LoopbackOpenAIServer(responder=grade_responder) as server:
+            args = ["eval", str(data), "--grader", "llm", "--base-url", server.base_url]
+            args += ["-c", "4", "--workers", "2", "--bootstrap", "0", "--no-report"]
+            result = CliRunner().invoke(app, args)
+    finally:
+        adapter.tls_context.cache_clear()
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert result.stderr.splitlines()[0] == (
+        f"ungraded (8): cannot load the TLS certificates from {missing}: [Errno 2] No such file "
+        "or directory"
+    )
+    assert result.stderr.splitlines()[-1].startswith("error: none of the 8 responses could be")
+
+
 @pytest.mark.skipif(not can_fork(), reason="workers are forked only on Linux")
 def test_forked_workers_hold_only_their_own_pipes_and_a_killed_one_leaves_ungraded(
     tmp_path: Path,

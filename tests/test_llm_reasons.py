@@ -211,6 +211,7 @@ def test_a_200_error_body_without_choices_gives_the_error(grader_home: Path) -> 
         (b"null", "the body was null"),
         (b'[{"choices": []}]', 'the body was [{"choices": []}]'),
         (b'{"choices": 5}', "its choices were 5"),
+        (b'{"choices": [1]}', "its choices were [1]"),
     ],
 )
 @pytest.mark.parametrize("run_async", [False, True], ids=["sync", "async"])
@@ -255,6 +256,28 @@ def test_a_reply_that_is_not_json_is_not_sent_again(
         base_url = server.base_url
     assert checked(grade).startswith(f"the reply from {base_url} was not valid JSON: ")
     assert sent == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['[{{"key": "{key}"}}]', '{{"choices": {{"x": "auth {key}"}}}}'],
+    ids=["body", "choices"],
+)
+def test_a_long_key_in_a_reply_that_is_not_a_completion_is_redacted_before_the_cut(
+    grader_home: Path, body: str
+) -> None:
+    """The reason quotes 60 characters of the reply; a key running past them must not leave its
+    start behind (a project key is about 160 characters)."""
+    key = "sk-proj-" + "A1b2C3d4E5" * 15
+    with LoopbackOpenAIServer(responder=lambda _: Reply(raw=body.format(key=key).encode())) as s:
+        settings = Settings(base_url=s.base_url, api_key=key, model="m", max_retries=0)
+        grader = LLMGrader(settings, grader_home)
+        try:
+            grade = grader.grade(CARD, "design")
+        finally:
+            grader.close()
+    assert grade.reason is not None and "was not a chat completion" in grade.reason
+    assert "A1b2C3d4E5" not in grade.reason and "***" in grade.reason
 
 
 async def agrade(grader: LLMGrader) -> Grade:

@@ -315,11 +315,16 @@ def _slice_table(title: str, slices: dict[str, SliceMetrics], metrics: Sequence[
     table.add_column("slice", overflow="fold")
     for header in ("n", "ungraded", *metrics):  # numbers are never cut; a long slice name wraps
         table.add_column(header, no_wrap=True, min_width=len(header))
+    intervals = any(sm.metric(m).low is not None for sm in slices.values() for m in metrics)
     for name, sm in slices.items():
         table.add_row(  # a slice name is data (a dataset, split or kind): never rich markup
-            Text(name), str(sm.n), str(sm.ungraded), *(_with_interval(sm, m) for m in metrics)
+            Text(name),
+            str(sm.n),
+            str(sm.ungraded),
+            *(_with_interval(sm, m) for m in metrics),
+            end_section=intervals,  # a blank line: a wrapped name never reads as the next row
         )
-    if any(sm.metric(m).low is not None for sm in slices.values() for m in metrics):
+    if intervals:
         table.caption = "under each value: its 95% CI, where the slice has one"
         table.caption_justify = "left"
     return table

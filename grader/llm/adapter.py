@@ -10,6 +10,7 @@ first call, so importing this module is cheap.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import html
 import inspect
@@ -149,11 +150,15 @@ def _plain_json(value: Any) -> bool:
 
 class NotACompletion(Exception):
     """The endpoint's reply was JSON but not a chat completion (`42`, `null`, a list, a
-    `choices` that is not a list). instructor would call that the model's output and re-ask."""
+    `choices` that is not a list of choices). instructor would call that the model's output and
+    re-ask. `what` names the part (`the body`, `its choices`); `text` is it, whole: a reason
+    cuts it short only after redacting the key (a cut through the key would hide it from
+    redaction)."""
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
+    def __init__(self, what: str, value: Any) -> None:
+        self.what = what
+        self.text = _as_json(value)
+        super().__init__(f"{what}: {self.text}")
 
 
 class ReplyNotJSON(Exception):
@@ -175,10 +180,13 @@ def _a_completion(reply: Any) -> Any:
         raise ReplyNotJSON(reply, _json_error(reply))
     if isinstance(reply, ChatCompletion):
         choices = getattr(reply, "choices", None)
-        if choices is None or isinstance(choices, list):
+        if choices is None or (
+            isinstance(choices, list)
+            and all(getattr(c, "message", None) is not None for c in choices)
+        ):
             return reply
-        raise NotACompletion(f"its choices were {_as_json(choices)[:60]}")
-    raise NotACompletion(f"the body was {_as_json(reply)[:60]}")
+        raise NotACompletion("its choices were", choices)
+    raise NotACompletion("the body was", reply)
 
 
 def _as_json(value: Any) -> str:
@@ -221,6 +229,8 @@ def direct_create(client: Any) -> Callable[..., Any]:
 
         async def acreate(**params: Any) -> Any:
             body = direct(params)
+            if params.get("stream"):  # a stream is create's to hand back as it is
+                return await official(**params)
             try:
                 if body is None:
                     return _a_completion(await official(**params))
@@ -239,6 +249,8 @@ def direct_create(client: Any) -> Callable[..., Any]:
 
     def create(**params: Any) -> Any:
         body = direct(params)
+        if params.get("stream"):
+            return official(**params)
         try:
             if body is None:
                 return _a_completion(official(**params))
@@ -327,9 +339,16 @@ def tls_context() -> ssl.SSLContext:
     """httpx's default TLS context (the one an openai client makes for itself), made once per
     process and shared by its clients: loading the certificates costs about 30 ms of CPU, which
     every grading worker paid before its first request. Contexts are made to be shared."""
+    import os
+
     import httpx2
 
-    return httpx2.create_ssl_context()
+    try:
+        return httpx2.create_ssl_context()
+    except (OSError, ssl.SSLError) as exc:  # SSL_CERT_FILE / SSL_CERT_DIR naming nothing usable
+        where = os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR")
+        source = f" from {where}" if where else ""
+        raise LLMError(f"cannot load the TLS certificates{source}: {exc}") from exc
 
 
 def async_http_client() -> Any:
@@ -349,7 +368,9 @@ def preload(response_model: type[BaseModel]) -> None:
     _quiet_library_loggers()
     check_async_validators_once_per_model()
     instructor_model(response_model)
-    tls_context()
+    # a bad SSL_CERT_FILE is left for each client to report, as the reason of its grades
+    with contextlib.suppress(LLMError):
+        tls_context()
 
 
 class LLMClient:
@@ -770,7 +791,8 @@ def _bad_reply(
     """The reason when the endpoint's HTTP reply itself was unusable (a body that is not JSON,
     a completion without choices), which instructor reports as if the model's output were."""
     if isinstance(exc, NotACompletion):
-        return f"the reply from {base_url} was not a chat completion: {_line(exc.detail, settings)}"
+        shown = _line(exc.text, settings)[:60]  # redacted, then cut
+        return f"the reply from {base_url} was not a chat completion: {exc.what} {shown}"
     if isinstance(exc, ReplyNotJSON):
         return _not_json(exc.body, exc.error, settings, base_url)
     completion = getattr(retry, "last_completion", None)
