@@ -16,11 +16,10 @@ import html
 import inspect
 import json
 import re
-import ssl
 import threading
 import time
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -35,6 +34,8 @@ from grader.models import Usage
 from grader.settings import Settings
 
 if TYPE_CHECKING:
+    import ssl
+
     from instructor import AsyncInstructor, Instructor
 
 T = TypeVar("T", bound=BaseModel)
@@ -220,52 +221,41 @@ def direct_create(client: Any) -> Callable[..., Any]:
     order = [name for name in inspect.signature(official).parameters if name not in options]
     names = frozenset(order)
 
-    def direct(params: dict[str, Any]) -> dict[str, Any] | None:
-        if params.keys() <= names and not params.get("stream") and _plain_json(params):
-            return {name: params[name] for name in order if name in params}
-        return None
+    def send(params: dict[str, Any]) -> Any:
+        """The request, posted directly when it can be (a coroutine for an async client)."""
+        if not (params.keys() <= names and _plain_json(params)):
+            return official(**params)
+        body = {name: params[name] for name in order if name in params}
+        return client.post(
+            "/chat/completions", cast_to=ChatCompletion, body=body, options=_BEARER_AUTH_ONLY
+        )
 
     if isinstance(client, openai.AsyncOpenAI):
 
         async def acreate(**params: Any) -> Any:
-            body = direct(params)
             if params.get("stream"):  # a stream is create's to hand back as it is
                 return await official(**params)
-            try:
-                if body is None:
-                    return _a_completion(await official(**params))
-                return _a_completion(
-                    await client.post(
-                        "/chat/completions",
-                        cast_to=ChatCompletion,
-                        body=body,
-                        options=_BEARER_AUTH_ONLY,
-                    )
-                )
-            except json.JSONDecodeError as exc:  # a reply labelled JSON that is not
-                raise ReplyNotJSON(exc.doc, str(exc)) from exc
+            with _reply_must_be_json():
+                return _a_completion(await send(params))
 
         return acreate
 
     def create(**params: Any) -> Any:
-        body = direct(params)
         if params.get("stream"):
             return official(**params)
-        try:
-            if body is None:
-                return _a_completion(official(**params))
-            return _a_completion(
-                client.post(
-                    "/chat/completions",
-                    cast_to=ChatCompletion,
-                    body=body,
-                    options=_BEARER_AUTH_ONLY,
-                )
-            )
-        except json.JSONDecodeError as exc:
-            raise ReplyNotJSON(exc.doc, str(exc)) from exc
+        with _reply_must_be_json():
+            return _a_completion(send(params))
 
     return create
+
+
+@contextlib.contextmanager
+def _reply_must_be_json() -> Iterator[None]:
+    """openai's JSONDecodeError on a reply labelled JSON that is not, as `ReplyNotJSON`."""
+    try:
+        yield
+    except json.JSONDecodeError as exc:
+        raise ReplyNotJSON(exc.doc, str(exc)) from exc
 
 
 def structured_client(client: Any, mode_name: str) -> Any:
@@ -340,6 +330,7 @@ def tls_context() -> ssl.SSLContext:
     process and shared by its clients: loading the certificates costs about 30 ms of CPU, which
     every grading worker paid before its first request. Contexts are made to be shared."""
     import os
+    import ssl
 
     import httpx2
 
