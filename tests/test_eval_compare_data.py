@@ -45,13 +45,18 @@ def other_rows(n: int = 14) -> list[dict[str, Any] | str]:
     return [record(100 + i, f"unrelated {i}", 4 - i % 5) for i in range(n)]
 
 
-def test_same_name_different_content_is_refused_in_one_line(tmp_path: Path) -> None:
+def same_name_runs(tmp_path: Path) -> tuple[Path, Path, Path, Path]:
+    """Two files called injection.jsonl with different responses, and a run of each: the two
+    files, run A (of the first) and run B (of the second)."""
     (tmp_path / "v1").mkdir()
     (tmp_path / "v2").mkdir()
     first = write_dataset(tmp_path / "v1" / "injection.jsonl", standard_rows())
     second = write_dataset(tmp_path / "v2" / "injection.jsonl", other_rows())
-    a = run(first, tmp_path / "a")
-    b = run(second, tmp_path / "b")
+    return first, second, run(first, tmp_path / "a"), run(second, tmp_path / "b")
+
+
+def test_same_name_different_content_is_refused_in_one_line(tmp_path: Path) -> None:
+    first, second, a, b = same_name_runs(tmp_path)
 
     expected = (
         "error: cannot compare: injection.jsonl differs between the runs "
@@ -117,12 +122,7 @@ def test_runs_sharing_no_dataset_keep_their_message(tmp_path: Path) -> None:
 
 
 def test_without_a_hash_the_paired_responses_themselves_must_agree(tmp_path: Path) -> None:
-    (tmp_path / "v1").mkdir()
-    (tmp_path / "v2").mkdir()
-    first = write_dataset(tmp_path / "v1" / "injection.jsonl", standard_rows())
-    second = write_dataset(tmp_path / "v2" / "injection.jsonl", other_rows())
-    a = run(first, tmp_path / "a")
-    b = run(second, tmp_path / "b")
+    first, _, a, b = same_name_runs(tmp_path)
     same = run(first, tmp_path / "same")
     for run_dir in (a, same):  # a spec edited by hand, or written elsewhere, without the hash
         spec_path = run_dir / "spec.json"

@@ -7,8 +7,10 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -282,8 +284,11 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
-def test_sigkill_of_the_parent_leaves_no_worker_and_resume_completes(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def stopped_midway(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str], list[int]]]:
+    """An LLM eval of 122 responses in a child process with 2 grading workers, once 10 grades
+    are in: its run directory, the process and its workers' pids. The loopback server answers
+    until the block ends, so a resume inside it can finish the run."""
     data = write_dataset(tmp_path / "d.jsonl", standard_rows(120))
     run = tmp_path / "run"
     with LoopbackOpenAIServer(responder=grade_responder, delay=0.1) as server:
@@ -291,52 +296,37 @@ def test_sigkill_of_the_parent_leaves_no_worker_and_resume_completes(tmp_path: P
         args += ["--bootstrap", "0", "-c", "4", "--workers", "2", "--no-report"]
         with eval_process(args, tmp_path / "home") as child:
             wait_for_results(run, 10)
-            workers = _children(child.pid)
-            assert len(workers) == 2
-            child.kill()
-        assert wait_until(lambda: not any(_alive(p) for p in workers), 15)
-        assert 10 <= len(results_in(run)) < 122
+            yield run, child, _children(child.pid)
 
-        resumed = CliRunner().invoke(
-            app,
-            [
-                "eval",
-                "--resume",
-                str(run),
-                "--workers",
-                "2",
-                "--json",
-                "--bootstrap",
-                "0",
-                "--no-report",
-            ],
-        )
-        assert resumed.exit_code == 0, resumed.stderr
+
+def resumed_to_completion(run: Path, *options: str) -> Any:
+    """`grader eval --resume RUN` in this process, checked to leave all 122 responses once."""
+    args = ["eval", "--resume", str(run), *options, "--json", "--bootstrap", "0", "--no-report"]
+    resumed = CliRunner().invoke(app, args)
+    assert resumed.exit_code == 0, resumed.stderr
     keys = [json.loads(line)["key"] for line in results_in(run)]
     assert len(keys) == len(set(keys)) == 122
-    assert json.loads(resumed.stdout)["data"]["summary"]["overall"]["ungraded"] == 0
+    return json.loads(resumed.stdout)["data"]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_sigkill_of_the_parent_leaves_no_worker_and_resume_completes(tmp_path: Path) -> None:
+    with stopped_midway(tmp_path) as (run, child, workers):
+        assert len(workers) == 2
+        child.kill()
+        assert wait_until(lambda: not any(_alive(p) for p in workers), 15)
+        assert 10 <= len(results_in(run)) < 122
+        resumed = resumed_to_completion(run, "--workers", "2")
+    assert resumed["summary"]["overall"]["ungraded"] == 0
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
 def test_sigterm_is_handled_as_ctrl_c_and_says_how_to_resume(tmp_path: Path) -> None:
-    data = write_dataset(tmp_path / "d.jsonl", standard_rows(120))
-    run = tmp_path / "run"
-    with LoopbackOpenAIServer(responder=grade_responder, delay=0.1) as server:
-        args = [str(data), "--run-dir", str(run), "--grader", "llm", "--base-url", server.base_url]
-        args += ["--bootstrap", "0", "-c", "4", "--workers", "2", "--no-report"]
-        with eval_process(args, tmp_path / "home") as child:
-            wait_for_results(run, 10)
-            workers = _children(child.pid)
-            child.terminate()
-            _, stderr = child.communicate(timeout=20)
+    with stopped_midway(tmp_path) as (run, child, workers):
+        child.terminate()
+        _, stderr = child.communicate(timeout=20)
         assert child.returncode == 143
         assert f"continue with: grader eval --resume {run}" in stderr
         assert stderr.rstrip().endswith("error: terminated")
         assert wait_until(lambda: not any(_alive(p) for p in workers), 15)
-
-        resumed = CliRunner().invoke(
-            app, ["eval", "--resume", str(run), "--json", "--bootstrap", "0", "--no-report"]
-        )
-        assert resumed.exit_code == 0, resumed.stderr
-    keys = [json.loads(line)["key"] for line in results_in(run)]
-    assert len(keys) == len(set(keys)) == 122
+        resumed_to_completion(run)

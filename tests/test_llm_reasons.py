@@ -204,6 +204,21 @@ def test_a_200_error_body_without_choices_gives_the_error(grader_home: Path) -> 
     assert reason == f"the reply from {base_url} had no choices: Provider returned error for ***"
 
 
+def one_grade(
+    grader_home: Path, reply: Reply, *, run_async: bool = False, key: str = KEY
+) -> tuple[Grade, int, str]:
+    """A grade against a server answering every request with `reply`: the grade, how many
+    requests reached the server, and its base URL."""
+    with LoopbackOpenAIServer(responder=lambda _: reply) as server:
+        settings = Settings(base_url=server.base_url, api_key=key, model="m", max_retries=0)
+        grader = LLMGrader(settings, grader_home)
+        try:
+            grade = asyncio.run(agrade(grader)) if run_async else grader.grade(CARD, "design")
+        finally:
+            grader.close()
+        return grade, len(server.requests), server.base_url
+
+
 @pytest.mark.parametrize(
     ("body", "detail"),
     [
@@ -219,15 +234,7 @@ def test_json_that_is_not_a_chat_completion_is_the_replys_fault_and_not_re_asked
     grader_home: Path, body: bytes, detail: str, run_async: bool
 ) -> None:
     """instructor called these the model's output and re-asked twice."""
-    with LoopbackOpenAIServer(responder=lambda _: Reply(raw=body)) as server:
-        settings = Settings(base_url=server.base_url, api_key=KEY, model="m", max_retries=0)
-        grader = LLMGrader(settings, grader_home)
-        try:
-            grade = asyncio.run(agrade(grader)) if run_async else grader.grade(CARD, "design")
-        finally:
-            grader.close()
-        sent = len(server.requests)
-        base_url = server.base_url
+    grade, sent, base_url = one_grade(grader_home, Reply(raw=body), run_async=run_async)
     assert checked(grade) == f"the reply from {base_url} was not a chat completion: {detail}"
     assert sent == 1
 
@@ -245,15 +252,7 @@ def test_a_reply_that_is_not_json_is_not_sent_again(
     grader_home: Path, reply: Reply, run_async: bool
 ) -> None:
     """instructor counted it as a parse error and sent the request twice more."""
-    with LoopbackOpenAIServer(responder=lambda _: reply) as server:
-        settings = Settings(base_url=server.base_url, api_key=KEY, model="m", max_retries=0)
-        grader = LLMGrader(settings, grader_home)
-        try:
-            grade = asyncio.run(agrade(grader)) if run_async else grader.grade(CARD, "design")
-        finally:
-            grader.close()
-        sent = len(server.requests)
-        base_url = server.base_url
+    grade, sent, base_url = one_grade(grader_home, reply, run_async=run_async)
     assert checked(grade).startswith(f"the reply from {base_url} was not valid JSON: ")
     assert sent == 1
 
@@ -269,13 +268,7 @@ def test_a_long_key_in_a_reply_that_is_not_a_completion_is_redacted_before_the_c
     """The reason quotes 60 characters of the reply; a key running past them must not leave its
     start behind (a project key is about 160 characters)."""
     key = "sk-proj-" + "A1b2C3d4E5" * 15
-    with LoopbackOpenAIServer(responder=lambda _: Reply(raw=body.format(key=key).encode())) as s:
-        settings = Settings(base_url=s.base_url, api_key=key, model="m", max_retries=0)
-        grader = LLMGrader(settings, grader_home)
-        try:
-            grade = grader.grade(CARD, "design")
-        finally:
-            grader.close()
+    grade, _, _ = one_grade(grader_home, Reply(raw=body.format(key=key).encode()), key=key)
     assert grade.reason is not None and "was not a chat completion" in grade.reason
     assert "A1b2C3d4E5" not in grade.reason and "***" in grade.reason
 
