@@ -304,6 +304,8 @@ def _slice_table(title: str, slices: dict[str, SliceMetrics], metrics: Sequence[
     from rich.table import Table
     from rich.text import Text
 
+    from grader.evaluation.report import with_interval
+
     table = Table(
         title=title,
         box=box.SIMPLE_HEAD,
@@ -321,21 +323,13 @@ def _slice_table(title: str, slices: dict[str, SliceMetrics], metrics: Sequence[
             Text(name),
             str(sm.n),
             str(sm.ungraded),
-            *(_with_interval(sm, m) for m in metrics),
+            *(with_interval(sm.metric(m), between="\n") for m in metrics),
             end_section=intervals,  # a blank line: a wrapped name never reads as the next row
         )
     if intervals:
         table.caption = "under each value: its 95% CI, where the slice has one"
         table.caption_justify = "left"
     return table
-
-
-def _with_interval(sm: SliceMetrics, metric: str) -> str:
-    """The value, and under it its 95% CI (a slice too small for one has none)."""
-    interval = sm.metric(metric)
-    if interval.low is None or interval.high is None:
-        return _fmt(interval.value)
-    return f"{_fmt(interval.value)}\n[{interval.low:.2f}, {interval.high:.2f}]"
 
 
 def _print_outcome(outcome: EvalOutcome, *, to_stderr: bool = False) -> None:

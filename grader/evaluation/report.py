@@ -14,6 +14,7 @@ from grader.atomic import write_text_atomic
 from grader.evaluation.dataset import EvalItem
 from grader.evaluation.runner import ResultRecord, RunSpec
 from grader.evaluation.scoring import METRICS, EvalSummary, SliceMetrics
+from grader.metrics import Interval
 
 REPORT_FILE = "report.md"
 DISAGREEMENTS = 15
@@ -53,16 +54,17 @@ def _slice_table(title: str, slices: dict[str, SliceMetrics]) -> list[str]:
     header = "| slice | n | ungraded | " + " | ".join(METRICS) + " |"
     lines = [f"## {title}", "", header, "|" + "---|" * (len(METRICS) + 3)]
     for name, sm in slices.items():
-        values = " | ".join(_with_interval(sm, m) for m in METRICS)
+        values = " | ".join(with_interval(sm.metric(m)) for m in METRICS)
         lines.append(f"| {_cell(name)} | {sm.n} | {sm.ungraded} | {values} |")
     return [*lines, "", "Each cell: the value, then its 95% CI in brackets when there is one.", ""]
 
 
-def _with_interval(sm: SliceMetrics, metric: str) -> str:
-    interval = sm.metric(metric)
+def with_interval(interval: Interval, between: str = " ") -> str:
+    """A slice's metric as a table cell: the value, then its 95% CI when it has one (the
+    terminal puts it on a line of its own)."""
     if interval.low is None or interval.high is None:
         return _fmt(interval.value)
-    return f"{_fmt(interval.value)} [{interval.low:.2f}, {interval.high:.2f}]"
+    return f"{_fmt(interval.value)}{between}[{interval.low:.2f}, {interval.high:.2f}]"
 
 
 def _confusion_table(sm: SliceMetrics) -> list[str]:
