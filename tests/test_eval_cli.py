@@ -242,6 +242,25 @@ def test_repeat_resume_of_complete_run_grades_nothing(tmp_path: Path, fake: Fake
     assert json.loads(again.stdout)["data"]["graded_now"] == 1
 
 
+def test_runs_started_in_the_same_second_with_the_same_suffix_get_their_own_directories(
+    tmp_path: Path, fake: FakeGrader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from grader.evaluation import runner
+
+    drawn = iter(["20261203-120000-abcd", "20261203-120000-abcd", "20261203-120000-beef"])
+    monkeypatch.setattr(runner, "new_run_id", lambda: next(drawn))
+    data = write_dataset(tmp_path / "d.jsonl", standard_rows())
+    args = (str(data), "--json", "--bootstrap", "0", "--no-report")
+    first, second = invoke(*args), invoke(*args)
+    assert first.exit_code == 0, first.stderr
+    assert second.exit_code == 0, second.stderr
+    run_ids = [json.loads(r.stdout)["data"]["run_id"] for r in (first, second)]
+    assert run_ids == ["20261203-120000-abcd", "20261203-120000-beef"]
+    home = Path(os.environ["GRADER_HOME"])
+    for run_id in run_ids:
+        assert runner.read_spec(runner.resolve_run(home, run_id)).run_id == run_id
+
+
 def test_resume_refuses_changed_dataset(tmp_path: Path, fake: FakeGrader) -> None:
     data = write_dataset(tmp_path / "d.jsonl", standard_rows())
     first = invoke(str(data), "--json", "--bootstrap", "0", "--no-report")

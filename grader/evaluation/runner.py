@@ -150,6 +150,19 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{stamp}-{secrets.token_hex(2)}"
 
 
+def create_run_dir(root: Path) -> Path:
+    """A new, empty run directory under `root`. Made exclusively: a run started in the same
+    second that drew the same suffix has taken the name first, and this one draws again."""
+    root.mkdir(parents=True, exist_ok=True)
+    while True:
+        run_dir = root / new_run_id()
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            continue
+        return run_dir
+
+
 def runs_root(home: Path) -> Path:
     return home / "runs"
 

@@ -123,6 +123,28 @@ def _settings(request: EvalRequest, home: Path, spec: RunSpec | None) -> Any:
     return resolve_settings(home, **overrides)
 
 
+def _create_run_dir(chosen: Path | None, home: Path) -> Path:
+    """The user's run directory, or a new one under GRADER_HOME/runs, created."""
+    where = chosen or runner.runs_root(home)
+    try:
+        if chosen is None:
+            return runner.create_run_dir(where)
+        chosen.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError(f"{where}: cannot create ({exc.strerror or exc})") from None
+    return chosen
+
+
+def _check_unused(run_dir: Path) -> None:
+    if (run_dir / runner.SPEC_FILE).exists():
+        raise InputError("already holds a run; use --resume to continue it", path=run_dir)
+    if (run_dir / runner.RESULTS_FILE).exists():  # never adopt grades of unknown origin
+        raise InputError(
+            f"holds a {runner.RESULTS_FILE} but no run spec; give a new or empty directory",
+            path=run_dir,
+        )
+
+
 def _reload(spec: RunSpec) -> LoadedData:
     paths = [Path(d.path) for d in spec.datasets]
     loaded = load_datasets(paths, strict=spec.strict, limit=spec.limit)
@@ -165,16 +187,10 @@ def run_eval(
             )
         choice = request.grader
         settings = _settings(request, home, None)
-        run_id = runner.new_run_id()
-        run_dir = request.run_dir or runner.runs_root(home) / run_id
+        run_dir = request.run_dir or runner.runs_root(home)  # a new run's is named later
         check_writable(run_dir, directory=True)
-        if (run_dir / runner.SPEC_FILE).exists():
-            raise InputError("already holds a run; use --resume to continue it", path=run_dir)
-        if (run_dir / runner.RESULTS_FILE).exists():  # never adopt grades of unknown origin
-            raise InputError(
-                f"holds a {runner.RESULTS_FILE} but no run spec; give a new or empty directory",
-                path=run_dir,
-            )
+        if request.run_dir is not None:
+            _check_unused(request.run_dir)
         spec = None
     if request.out is not None:
         check_writable(request.out)
@@ -198,6 +214,7 @@ def run_eval(
         _check_same_grader(spec, kind, settings, _prompt_hash(grader))
 
     if spec is None:
+        run_dir = _create_run_dir(request.run_dir, home)
         cassette = request.record or request.replay
         spec = runner.new_spec(
             run_dir.name,
@@ -215,10 +232,6 @@ def run_eval(
             cassette=str(cassette.resolve()) if cassette is not None else None,
             cassette_mode="record" if request.record else "replay" if request.replay else None,
         )
-        try:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise WriteError(f"{run_dir}: cannot create ({exc.strerror or exc})") from None
         if spec.cassette_mode == "record" and request.record is not None:
             request.record.unlink(missing_ok=True)
         runner.write_spec(run_dir, spec)
