@@ -282,3 +282,42 @@ def test_a_cassette_with_the_offline_grader_or_a_broken_spec_is_one_line(tmp_pat
     assert broken.stderr == (
         f"error: {run / 'spec.json'}: invalid run spec: field 'grader': Field required\n"
     )
+
+
+@pytest.mark.parametrize(("own_limit", "grades_at_once"), [(3, 5), (8, 3)])
+def test_llm_grades_run_ahead_of_the_connection_limit_but_requests_never_do(
+    tmp_path: Path, own_limit: int, grades_at_once: int
+) -> None:
+    from grader.evaluation import runner
+    from grader.evaluation.dataset import load_datasets
+    from grader.graders.base import CALLS_AHEAD
+    from grader.graders.llm import LLMGrader
+    from grader.settings import Settings
+    from grader.testing.openai_server import InFlight
+
+    assert CALLS_AHEAD == 2
+    items = load_datasets([write_dataset(tmp_path / "d.jsonl", standard_rows(24))]).items
+    slow = InFlight(grade_responder, hold=0.05)
+    with LoopbackOpenAIServer(responder=slow) as server:
+        settings = Settings(base_url=server.base_url, model="m", max_connections=own_limit)
+        grader = LLMGrader(settings.model_copy(update={"cache": False}), tmp_path)
+        grading, peak = 0, 0
+        agrade = grader.agrade
+
+        async def counted(card: Any, answer: str) -> Any:
+            nonlocal grading, peak
+            grading += 1
+            peak = max(peak, grading)
+            try:
+                return await agrade(card, answer)
+            finally:
+                grading -= 1
+
+        grader.agrade = counted  # type: ignore[method-assign]
+        results = runner.grade_into(tmp_path / "run", grader, items, max_connections=3)
+        grader.close()
+    assert len(results) == len(items) and "ungraded" not in {r.verdict for r in results.values()}
+    # grades build their requests while 3 are on the wire, unless the grader's own limit is
+    # higher than the run's: then it cannot be trusted to keep to the run's
+    assert peak == grades_at_once
+    assert slow.peak == 3

@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, model_validator
 
 from grader.graders.llm import LLMGrader
 from grader.llm.adapter import LLMClient
 from grader.llm.callog import DB_NAME, CallLog
 from grader.models import Card, Grade
 from grader.settings import InstructorMode, Settings
-from grader.testing.openai_server import InFlight, LoopbackOpenAIServer, Reply
+from grader.testing.openai_server import InFlight, LoopbackOpenAIServer, Reply, wait_until
 
 KEY = "sk-loopback-secret-0123456789"
 CARD = Card(
@@ -357,6 +358,50 @@ def test_async_grades_share_one_connection_limit(grader_for: GraderFor) -> None:
         assert len(server.requests) == 6
     assert [g.verdict for g in grades] == ["correct"] * 6
     assert slow.peak == 2
+
+
+def test_a_request_waiting_for_a_connection_is_sent_before_the_reply_that_freed_it_validates(
+    grader_home: Path,
+) -> None:
+    # One connection, two calls: the second request waits for the first's slot. The first
+    # reply's validator blocks the event loop until the server holds the second request, so it
+    # only sees it if that request was written before the reply was parsed.
+    server_saw_second: list[bool] = []
+
+    class Answer(BaseModel):
+        text: str
+
+        @model_validator(mode="after")
+        def second_request_already_sent(self) -> Answer:
+            if not server_saw_second:
+                server_saw_second.append(wait_until(lambda: len(server.requests) == 2, 2.0))
+            return self
+
+    settings = Settings(base_url="http://127.0.0.1:9/v1", api_key=KEY, model="m")
+    with LoopbackOpenAIServer(
+        responder=lambda body: Reply.tool_call("Answer", {"text": "x"})
+    ) as server:
+        client = LLMClient(
+            settings.model_copy(update={"base_url": server.base_url, "max_connections": 1}),
+            grader_home,
+        )
+
+        async def two_calls() -> list[Any]:
+            try:
+                messages = [[{"role": "user", "content": f"question {i}"}] for i in range(2)]
+                return await asyncio.gather(
+                    *(
+                        client.astructured(Answer, m, prompt_hash=None, purpose="t")
+                        for m in messages
+                    )
+                )
+            finally:
+                await client.aclose()
+
+        results = asyncio.run(two_calls())
+        client.close()
+    assert [r.value.text for r in results] == ["x", "x"]
+    assert server_saw_second == [True]
 
 
 def test_many_connections_opened_at_once_are_all_answered(grader_for: GraderFor) -> None:

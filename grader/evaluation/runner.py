@@ -26,6 +26,7 @@ from grader.atomic import write_text_atomic
 from grader.errors import InputError, NotFoundError, first_error
 from grader.evaluation.dataset import DatasetFile, EvalItem, card_for
 from grader.evaluation.workers import WorkerPlan, grade_in_workers, started_workers
+from grader.graders.base import calls_at_once
 from grader.models import Card, Grade, GradeEvidence, Usage, utc_now_iso
 
 SPEC_FILE = "spec.json"
@@ -375,9 +376,8 @@ async def _grade_async(
                 grade = _failure(grader, exc)
             on_grade(item, grade)
 
-    workers = [
-        asyncio.create_task(worker()) for _ in range(max(1, min(max_connections, len(items))))
-    ]
+    at_once = calls_at_once(grader, max_connections)
+    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(at_once, len(items))))]
     try:
         await asyncio.gather(*workers)
     finally:
@@ -420,7 +420,8 @@ def grade_into(
 
     With a `workers` plan of more than one process, the plan's LLM grader runs in those
     processes (sharing `max_connections`) and `grader` is not called. Otherwise graders with
-    `agrade` run on `max_connections` concurrent tasks; others go through `grade_many` in chunks
+    `agrade` run on concurrent tasks, `max_connections` of them (a few more for a grader that keeps
+    to the limit itself: `calls_at_once`); others go through `grade_many` in chunks
     on a worker thread (so progress keeps moving). `progress` hears once before grading starts,
     then after every result.
     """

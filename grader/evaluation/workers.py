@@ -3,8 +3,8 @@
 One event loop tops out at a few hundred requests per second: openai and instructor spend a few
 milliseconds of CPU on each. With many connections and a fast endpoint the client, not the
 server, becomes the limit, so `grader eval` can run the LLM grader in several processes. The
-parent owns the run: each worker grades at most its share of the connection limit at a time,
-with a couple more responses queued in it; the parent takes the grades back over a pipe and alone
+parent owns the run: each worker has at most its share of the connection limit in flight, with
+a couple more responses queued in it; the parent takes the grades back over a pipe and alone
 writes `results.jsonl` (so kill -9 and `--resume` behave as in one process). A worker that dies
 leaves the responses it held `ungraded`.
 
@@ -15,8 +15,9 @@ grader.evaluation.workers`. Either way they speak the same protocol over stdin a
 
 Protocol, one JSON object per line. Parent to worker: first `{"settings", "home"}`, then
 `{"n", "card", "answer"}` per response; closing stdin means no more. Worker to parent:
-`{"n", "grade"}` per response. A worker grades at most `settings.max_connections` (its share of
-the limit) at a time; the parent keeps `QUEUED_PER_WORKER` more waiting in it. The API key
+`{"n", "grade"}` per response. A worker keeps at most `settings.max_connections` (its share of
+the limit) requests in flight; the parent keeps `QUEUED_PER_WORKER` more responses in it, which
+the LLM grader starts at once (`calls_at_once`), their requests ready to send. The API key
 travels over the pipe, never in argv or the environment.
 """
 
@@ -42,6 +43,7 @@ from typing import IO, Any
 from pydantic import BaseModel
 
 from grader.evaluation.dataset import EvalItem, card_for
+from grader.graders.base import calls_at_once
 from grader.models import Card, Grade, GradeEvidence
 from grader.settings import Settings
 
@@ -402,17 +404,17 @@ async def grade_in_workers(
 
 
 async def serve(lines: asyncio.StreamReader, out: IO[bytes], make_grader: GraderFactory) -> None:
-    """Worker side: grade the response lines as they arrive, at most `max_connections` at a
-    time, and write each grade when it is done."""
+    """Worker side: grade the response lines as they arrive, as many at once as
+    `calls_at_once` allows for `max_connections`, and write each grade when it is done."""
     init = json.loads(await lines.readline())
     settings = Settings.model_validate(init["settings"])
     grader = make_grader(settings, Path(init["home"]))
     pending: set[asyncio.Task[None]] = set()
-    share = asyncio.Semaphore(settings.max_connections)
+    at_once = asyncio.Semaphore(calls_at_once(grader, settings.max_connections))
 
     async def grade_one(n: int, card: Card, answer: str) -> None:
         try:
-            async with share:
+            async with at_once:
                 grade = await grader.agrade(card, answer)
         except Exception as exc:  # a grader failure is `ungraded`, never fatal
             grade = _worker_failed(settings, " ".join(str(exc).split())[:300] or type(exc).__name__)

@@ -86,6 +86,12 @@ class LLMGrader:
         self.client: StructuredLLM = client or LLMClient(settings, home)
         self.template = template or load_prompt(PROMPT_NAME)
 
+    @property
+    def connection_limit(self) -> int | None:
+        """The most requests its client keeps in flight, when the client enforces one."""
+        limit = getattr(self.client, "connection_limit", None)
+        return limit if isinstance(limit, int) else None
+
     def _evidence(self, result: StructuredResult[GradeResponse] | None = None) -> GradeEvidence:
         if result is None:
             return GradeEvidence(
