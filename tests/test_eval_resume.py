@@ -125,3 +125,21 @@ def test_a_batch_grader_gets_chunks_and_its_results_land_per_chunk(tmp_path: Pat
     assert len(_lines(tmp_path / "run" / "results.jsonl")) == 600
     # written as each result is reported, not at the end of the run
     assert landed[runner.OFFLINE_CHUNK] == runner.OFFLINE_CHUNK
+
+
+def test_a_run_ends_with_one_line_per_response_in_input_order(tmp_path: Path) -> None:
+    from grader.evaluation import runner
+    from grader.evaluation.dataset import load_datasets
+
+    items = load_datasets([write_dataset(tmp_path / "d.jsonl", standard_rows(12))]).items
+    results = tmp_path / "run" / "results.jsonl"
+    first = runner.grade_into(
+        tmp_path / "run", FakeGrader(delay=0.01), items[6:], max_connections=4
+    )
+    assert "ungraded" in {r.verdict for r in first.values()}  # graded again, appended, on resume
+    runner.grade_into(tmp_path / "run", FakeGrader(delay=0.01), items, max_connections=4)
+    keys = [json.loads(line)["key"] for line in _lines(results)]
+    assert keys == [item.key for item in items]
+    assert runner.read_results(tmp_path / "run") == runner.grade_into(
+        tmp_path / "run", FakeGrader(), items, max_connections=4
+    )

