@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from eval_fakes import FakeGrader, SyncFakeGrader, standard_rows, write_dataset
@@ -143,3 +144,25 @@ def test_a_run_ends_with_one_line_per_response_in_input_order(tmp_path: Path) ->
     assert runner.read_results(tmp_path / "run") == runner.grade_into(
         tmp_path / "run", FakeGrader(), items, max_connections=4
     )
+
+
+def test_a_run_keeps_the_objects_alive_at_its_start_out_of_garbage_collection(
+    tmp_path: Path,
+) -> None:
+    import gc
+
+    from grader.evaluation import runner
+    from grader.evaluation.dataset import load_datasets
+
+    items = load_datasets([write_dataset(tmp_path / "d.jsonl", standard_rows(4))]).items
+    frozen_during: list[int] = []
+
+    class Watching(FakeGrader):
+        async def agrade(self, card: Any, answer: str) -> Any:
+            frozen_during.append(gc.get_freeze_count())
+            return await super().agrade(card, answer)
+
+    before = gc.get_freeze_count()
+    runner.grade_into(tmp_path / "run", Watching(), items, max_connections=2)
+    assert min(frozen_during) > before + 10_000  # the libraries' objects, at least
+    assert gc.get_freeze_count() == before  # and collectable again afterwards

@@ -9,11 +9,13 @@ items; `resume` grades only what is missing (and what came back ungraded).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import json
 import os
 import secrets
 import subprocess
-from collections.abc import Callable, Sequence, Set
+from collections.abc import Callable, Iterator, Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -414,6 +416,24 @@ async def _grade_chunks(
             on_grade(item, grade)
 
 
+@contextlib.contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """Leave the objects alive when a run starts out of garbage collection until it ends.
+
+    They are mostly the libraries' (openai's and pydantic's classes and schemas): 120,000
+    objects once openai and instructor are loaded, which a full collection took 70-120 ms to
+    scan, longer than a request's round trip to a fast endpoint. One that fell just before the
+    workers were forked delayed every first request by that much (the benchmark's first grade
+    at N = 32 came at 0.24-0.28 s instead of 0.14-0.15), and one during a run stalls the loop
+    that relays grades. Forked workers inherit them frozen, as the `gc` documentation advises
+    before a fork. Unfrozen afterwards, so that garbage among them is collected again."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 def grade_into(
     run_dir: Path,
     grader: object,
@@ -441,7 +461,7 @@ def grade_into(
         done=total - len(todo), total=total, ungraded=0, usage=Usage(), cached=0, model=model
     )
 
-    with ResultsWriter(run_dir / RESULTS_FILE) as writer:
+    with _heap_frozen(), ResultsWriter(run_dir / RESULTS_FILE) as writer:
 
         def report() -> None:
             if progress is not None:
