@@ -169,7 +169,7 @@ class GradeEvidence(Strict):
     usage: Usage = Field(default_factory=Usage)
     """Token usage across all attempts."""
     latency_ms: float = 0.0
-    """Wall time spent grading, in milliseconds."""
+    """Wall time spent grading, in milliseconds, leaving out waits for a connection slot."""
     cached: bool = False
     """True when the answer came from the request cache."""
     attempts: int = 1

@@ -404,6 +404,20 @@ def test_a_request_waiting_for_a_connection_is_sent_before_the_reply_that_freed_
     assert server_saw_second == [True]
 
 
+def test_latency_leaves_out_the_wait_for_a_connection(grader_for: GraderFor) -> None:
+    # One connection, three grades each held 0.3 s by the server: the last waits 0.6 s for the
+    # connection, which is queueing, not the endpoint's latency or ours.
+    slow = InFlight(lambda body: reply_for(body, GOOD), hold=0.3)
+    with LoopbackOpenAIServer(responder=slow) as server:
+        grader = grader_for(server, max_connections=1, cache=False)
+        grade_all_async(grader, [(CARD, "warm-up")])  # the first call's one-time set-up
+        grades = grade_all_async(grader, [(CARD, f"answer {i}") for i in range(3)])
+    assert [g.verdict for g in grades] == ["correct"] * 3 and slow.peak == 1
+    latencies = sorted(g.evidence.latency_ms for g in grades)
+    assert latencies[0] >= 300
+    assert latencies[-1] < 600, latencies  # with the wait it would be 900 or more
+
+
 def test_many_connections_opened_at_once_are_all_answered(grader_for: GraderFor) -> None:
     # An eval opens `max_connections` connections at once; the loopback server's listen backlog
     # must take them all (the stdlib default of 5 dropped some, costing retries or failures).

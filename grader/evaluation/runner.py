@@ -426,7 +426,12 @@ def _heap_frozen() -> Iterator[None]:
     workers were forked delayed every first request by that much (the benchmark's first grade
     at N = 32 came at 0.24-0.28 s instead of 0.14-0.15), and one during a run stalls the loop
     that relays grades. Forked workers inherit them frozen, as the `gc` documentation advises
-    before a fork. Unfrozen afterwards, so that garbage among them is collected again."""
+    before a fork. Unfrozen afterwards, so that garbage among them is collected again. A heap
+    already frozen (by the caller, or by a run in another thread) is left as it is, and left
+    frozen."""
+    if gc.get_freeze_count():
+        yield
+        return
     gc.freeze()
     try:
         yield

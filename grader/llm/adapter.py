@@ -19,7 +19,8 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
@@ -201,13 +202,32 @@ def _as_json(value: Any) -> str:
     return json.dumps(value, default=plain)
 
 
+_SLOT_WAITS: ContextVar[list[float] | None] = ContextVar("grader_slot_waits", default=None)
+"""Seconds the current call's requests spent waiting for a connection slot: queueing, which
+its latency leaves out (task-local: each concurrent call has its own)."""
+
+
+@contextlib.asynccontextmanager
+async def _slot(slots: asyncio.Semaphore | None) -> AsyncIterator[None]:
+    """Hold one of `slots` (nothing when None), noting how long it took to get it."""
+    if slots is None:
+        yield
+        return
+    asked = time.perf_counter()
+    async with slots:
+        waits = _SLOT_WAITS.get()
+        if waits is not None:
+            waits.append(time.perf_counter() - asked)
+        yield
+
+
 YIELDS_TO_NEXT_REQUEST = 3
 """Event-loop turns a reply gives up, after freeing its connection slot to a waiting request,
-before it is parsed. The waiting request needs two (it awaits once more inside httpx before its
-bytes are written; with one turn it went out only after the reply was parsed); 3 leaves a
-margin. At N = 32 and D = 100 ms, 3 turns against 1 gained 0.003 of ideal (0.004 steady) and
-at N = 8 0.008, over 5 interleaved runs each. tests/test_llm_http.py checks that the request is
-on the wire before the reply validates."""
+before instructor validates it. The waiting request needs two (it awaits once more inside httpx
+before its bytes are written; with one turn it went out only after the reply was validated); 3
+leaves a margin. At N = 32 and D = 100 ms, 3 turns against 1 gained 0.003 of ideal (0.004
+steady) and at N = 8 0.008, over 5 interleaved runs each. tests/test_llm_http.py checks that the
+request is on the wire before the reply validates."""
 
 
 def direct_create(client: Any, slots: asyncio.Semaphore | None = None) -> Callable[..., Any]:
@@ -223,8 +243,9 @@ def direct_create(client: Any, slots: asyncio.Semaphore | None = None) -> Callab
     `create` does not take, a value that is not plain JSON) goes through `create` itself.
     tests/test_llm_direct.py checks the bytes on the wire are identical in every mode.
 
-    With `slots` (async), each request holds one of them only while it is on the wire, and a
-    request that waited for one is sent before this reply is parsed and validated. Grades
+    With `slots` (async), each request holds one of them only from its sending to its reply
+    (openai's own retries and their back-off included; a stream only until it is handed back),
+    and a request that waited for one is sent before instructor validates this reply. Grades
     started beyond the connection limit (`grader.graders.base.calls_at_once`) have built their
     requests by then, so a freed connection carries the next request at once instead of after
     the CPU a grade spends on either side of its request."""
@@ -248,7 +269,7 @@ def direct_create(client: Any, slots: asyncio.Semaphore | None = None) -> Callab
     if isinstance(client, openai.AsyncOpenAI):
 
         async def acreate(**params: Any) -> Any:
-            async with slots or contextlib.nullcontext():
+            async with _slot(slots):
                 if params.get("stream"):  # a stream is create's to hand back as it is
                     return await official(**params)
                 with _reply_must_be_json():
@@ -541,8 +562,10 @@ class LLMClient:
         usage: Usage,
         attempts: _Attempts | None,
         error: str | None,
+        queued: float = 0.0,
     ) -> StructuredResult[T]:
-        latency_ms = (time.perf_counter() - started) * 1000
+        """`queued`: seconds spent waiting for a connection slot, left out of the latency."""
+        latency_ms = (time.perf_counter() - started - queued) * 1000
         cached = attempts is None
         if self.store is not None:
             if value is not None and not cached and self.settings.cache:
@@ -657,6 +680,8 @@ class LLMClient:
             return self._finish(**common, value=cached, usage=Usage(), attempts=None, error=None)
         client = self._async_client()
         attempts = _Attempts(keep_responses=self.store is not None and self.settings.log)
+        waits: list[float] = []
+        waits_token = _SLOT_WAITS.set(waits)
         try:
             with validation_context(context):
                 value, completion = await client.chat.completions.create_with_completion(
@@ -671,10 +696,19 @@ class LLMClient:
         except Exception as exc:
             usage = _usage_of_failure(exc)
             return self._finish(
-                **common, value=None, usage=usage, attempts=attempts, error=self.describe(exc)
+                **common,
+                value=None,
+                usage=usage,
+                attempts=attempts,
+                error=self.describe(exc),
+                queued=sum(waits),
             )
+        finally:
+            _SLOT_WAITS.reset(waits_token)
         usage = _usage_of(value, completion)
-        return self._finish(**common, value=value, usage=usage, attempts=attempts, error=None)
+        return self._finish(
+            **common, value=value, usage=usage, attempts=attempts, error=None, queued=sum(waits)
+        )
 
     # -- errors --------------------------------------------------------------------------------
 
