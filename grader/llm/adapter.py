@@ -549,6 +549,38 @@ class LLMClient:
             key = self._key(response_model, [dict(m) for m in messages])
             self.store.put(key, self.settings.model, value.model_dump(mode="json"), usage)
 
+    def _begin(
+        self,
+        response_model: type[BaseModel],
+        messages: Sequence[Message],
+        prompt_hash: str | None,
+        purpose: str,
+    ) -> dict[str, Any]:
+        """A call's start, as `_finish` takes it: its clock, messages and cache key."""
+        started = time.perf_counter()
+        msgs = [dict(m) for m in messages]
+        key = self._key(response_model, msgs) if self.store is not None else ""  # only it uses it
+        return {
+            "response_model": response_model,
+            "messages": msgs,
+            "key": key,
+            "prompt_hash": prompt_hash,
+            "purpose": purpose,
+            "started": started,
+        }
+
+    def _create_params(self, common: dict[str, Any], attempts: _Attempts) -> dict[str, Any]:
+        """instructor's `create_with_completion` arguments for the call `_begin` started."""
+        return {
+            "response_model": instructor_model(common["response_model"]),
+            "messages": common["messages"],
+            "max_retries": self.settings.max_reasks,
+            "strict": False,  # lax: a local model's "0.8" is the number 0.8
+            "hooks": attempts.hooks,
+            "model": self.settings.model,
+            **self._params(),
+        }
+
     def _finish(
         self,
         *,
@@ -618,18 +650,8 @@ class LLMClient:
         context: dict[str, Any] | None = None,
     ) -> StructuredResult[T]:
         """A validated `response_model` from the endpoint (or the cache); LLMError on failure."""
-        started = time.perf_counter()
-        msgs = [dict(m) for m in messages]
-        key = self._key(response_model, msgs) if self.store is not None else ""  # only it uses it
-        common: dict[str, Any] = {
-            "response_model": response_model,
-            "messages": msgs,
-            "key": key,
-            "prompt_hash": prompt_hash,
-            "purpose": purpose,
-            "started": started,
-        }
-        cached = self._from_cache(response_model, key, context)
+        common = self._begin(response_model, messages, prompt_hash, purpose)
+        cached = self._from_cache(response_model, common["key"], context)
         if cached is not None:
             return self._finish(**common, value=cached, usage=Usage(), attempts=None, error=None)
         attempts = _Attempts(keep_responses=self.store is not None and self.settings.log)
@@ -637,13 +659,7 @@ class LLMClient:
             client = self._sync_client()
             with validation_context(context):
                 value, completion = client.chat.completions.create_with_completion(
-                    response_model=instructor_model(response_model),
-                    messages=msgs,  # type: ignore[arg-type]
-                    max_retries=self.settings.max_reasks,
-                    strict=False,  # lax: a local model's "0.8" is the number 0.8
-                    hooks=attempts.hooks,
-                    model=self.settings.model,
-                    **self._params(),
+                    **self._create_params(common, attempts)
                 )
         except Exception as exc:  # every failure becomes one reason line
             usage = _usage_of_failure(exc)
@@ -664,18 +680,8 @@ class LLMClient:
     ) -> StructuredResult[T]:
         """Async `structured`. The requests of all calls on one event loop share
         `max_connections` slots; a call waits for one only to send (see `direct_create`)."""
-        started = time.perf_counter()
-        msgs = [dict(m) for m in messages]
-        key = self._key(response_model, msgs) if self.store is not None else ""  # only it uses it
-        common: dict[str, Any] = {
-            "response_model": response_model,
-            "messages": msgs,
-            "key": key,
-            "prompt_hash": prompt_hash,
-            "purpose": purpose,
-            "started": started,
-        }
-        cached = self._from_cache(response_model, key, context)
+        common = self._begin(response_model, messages, prompt_hash, purpose)
+        cached = self._from_cache(response_model, common["key"], context)
         if cached is not None:
             return self._finish(**common, value=cached, usage=Usage(), attempts=None, error=None)
         client = self._async_client()
@@ -685,13 +691,7 @@ class LLMClient:
         try:
             with validation_context(context):
                 value, completion = await client.chat.completions.create_with_completion(
-                    response_model=instructor_model(response_model),
-                    messages=msgs,  # type: ignore[arg-type]
-                    max_retries=self.settings.max_reasks,
-                    strict=False,  # lax: a local model's "0.8" is the number 0.8
-                    hooks=attempts.hooks,
-                    model=self.settings.model,
-                    **self._params(),
+                    **self._create_params(common, attempts)
                 )
         except Exception as exc:
             usage = _usage_of_failure(exc)
