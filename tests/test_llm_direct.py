@@ -87,10 +87,8 @@ def test_requests_are_byte_identical_to_openais_create(
     assert calls == [], "the adapter posted through openai's create"
 
     # openai as it comes: its own create, and its own HTTP client and TLS context
-    monkeypatch.setattr(
-        adapter, "direct_create", lambda client, slots=None: client.chat.completions.create
-    )
-    monkeypatch.setattr(adapter, "async_http_client", lambda: None)
+    monkeypatch.setattr(adapter, "direct_create", lambda client: client.chat.completions.create)
+    monkeypatch.setattr(adapter, "async_http_client", lambda slots: None)
     official, official_verdict = grade_over_http(tmp_path / "b", replies(), mode, run_async)
     assert calls == ["create", "create"]
 

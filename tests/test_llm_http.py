@@ -404,6 +404,22 @@ def test_a_request_waiting_for_a_connection_is_sent_before_the_reply_that_freed_
     assert server_saw_second == [True]
 
 
+def test_a_retry_backing_off_leaves_its_connection_to_a_waiting_request(
+    grader_for: GraderFor,
+) -> None:
+    # One connection, two grades: the first is told to retry in 0.4 s. The second grade's
+    # request goes out during that back-off, not after the first grade's retry is answered.
+    limited = Reply.error(429, "slow down", headers={"retry-after-ms": "400"})
+    good = Reply.tool_call("GradeResponse", GOOD)
+    with LoopbackOpenAIServer([limited, good, good]) as server:
+        grader = grader_for(server, max_connections=1, max_retries=1, cache=False)
+        grades = grade_all_async(grader, [(CARD, "first answer"), (CARD, "second answer")])
+        answers = [json.dumps(r["messages"]) for r in server.requests]
+    assert [g.verdict for g in grades] == ["correct", "correct"]
+    first, second = ("first answer" in a for a in answers[:2])
+    assert len(answers) == 3 and first != second, answers
+
+
 def test_latency_leaves_out_the_wait_for_a_connection(grader_for: GraderFor) -> None:
     # One connection, three grades each held 0.3 s by the server: the last waits 0.6 s for the
     # connection, which is queueing, not the endpoint's latency or ours.

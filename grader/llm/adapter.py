@@ -223,14 +223,43 @@ async def _slot(slots: asyncio.Semaphore | None) -> AsyncIterator[None]:
 
 YIELDS_TO_NEXT_REQUEST = 3
 """Event-loop turns a reply gives up, after freeing its connection slot to a waiting request,
-before instructor validates it. The waiting request needs two (it awaits once more inside httpx
-before its bytes are written; with one turn it went out only after the reply was validated); 3
-leaves a margin. At N = 32 and D = 100 ms, 3 turns against 1 gained 0.003 of ideal (0.004
-steady) and at N = 8 0.008, over 5 interleaved runs each. tests/test_llm_http.py checks that the
-request is on the wire before the reply validates."""
+before openai parses it. The waiting request needs two (it awaits once more inside httpx before
+its bytes are written; with one turn it went out only after the reply was validated); 3 leaves a
+margin. At N = 32 and D = 100 ms, 3 turns against 1 gained 0.003 of ideal (0.004 steady) and at
+N = 8 0.008, over 5 interleaved runs each. tests/test_llm_http.py checks that the request is on
+the wire before the reply validates."""
 
 
-def direct_create(client: Any, slots: asyncio.Semaphore | None = None) -> Callable[..., Any]:
+@functools.cache
+def _slotted_client_class() -> type[Any]:
+    """openai's default async HTTP client class, with `send` holding a connection slot (made on
+    first use: subclassing it needs openai imported)."""
+    import openai
+
+    class SlottedAsyncHttpxClient(openai.DefaultAsyncHttpxClient):
+        """Each request holds one of `slots` from its sending to its reply's last byte.
+
+        `send` gets the request built (openai's headers, the JSON body, the auth), and openai
+        parses the reply only after `send` returns, so neither is inside the slot: a freed
+        slot goes straight to a request that is ready. openai's retries call `send` again,
+        and their back-off holds no slot; a stream holds it until its headers arrive."""
+
+        def __init__(self, slots: asyncio.Semaphore, **options: Any) -> None:
+            super().__init__(**options)
+            self._slots = slots
+
+        async def send(self, request: Any, **options: Any) -> Any:
+            async with _slot(self._slots):
+                response = await super().send(request, **options)
+            if self._slots.locked():  # a request waits for the slot just freed
+                for _ in range(YIELDS_TO_NEXT_REQUEST):
+                    await asyncio.sleep(0)
+            return response
+
+    return SlottedAsyncHttpxClient
+
+
+def direct_create(client: Any) -> Callable[..., Any]:
     """`client.chat.completions.create` without its per-call walk of the typed params.
 
     Before posting, openai's `create` runs every request through its params transform (key
@@ -241,14 +270,7 @@ def direct_create(client: Any, slots: asyncio.Semaphore | None = None) -> Callab
     (same keys in the same order, so the same bytes) with the same auth through openai's
     documented `client.post`; a request with anything else (streaming, request options, a key
     `create` does not take, a value that is not plain JSON) goes through `create` itself.
-    tests/test_llm_direct.py checks the bytes on the wire are identical in every mode.
-
-    With `slots` (async), each request holds one of them only from its sending to its reply
-    (openai's own retries and their back-off included; a stream only until it is handed back),
-    and a request that waited for one is sent before instructor validates this reply. Grades
-    started beyond the connection limit (`grader.graders.base.calls_at_once`) have built their
-    requests by then, so a freed connection carries the next request at once instead of after
-    the CPU a grade spends on either side of its request."""
+    tests/test_llm_direct.py checks the bytes on the wire are identical in every mode."""
     import openai
     from openai.types.chat import ChatCompletion
 
@@ -269,15 +291,10 @@ def direct_create(client: Any, slots: asyncio.Semaphore | None = None) -> Callab
     if isinstance(client, openai.AsyncOpenAI):
 
         async def acreate(**params: Any) -> Any:
-            async with _slot(slots):
-                if params.get("stream"):  # a stream is create's to hand back as it is
-                    return await official(**params)
-                with _reply_must_be_json():
-                    reply = await send(params)
-            if slots is not None and slots.locked():  # a request waits for the slot just freed
-                for _ in range(YIELDS_TO_NEXT_REQUEST):
-                    await asyncio.sleep(0)
-            return _a_completion(reply)
+            if params.get("stream"):  # a stream is create's to hand back as it is
+                return await official(**params)
+            with _reply_must_be_json():
+                return _a_completion(await send(params))
 
         return acreate
 
@@ -299,13 +316,13 @@ def _reply_must_be_json() -> Iterator[None]:
         raise ReplyNotJSON(exc.doc, str(exc)) from exc
 
 
-def structured_client(client: Any, mode_name: str, slots: asyncio.Semaphore | None = None) -> Any:
+def structured_client(client: Any, mode_name: str) -> Any:
     """instructor over `client` (an openai client) in `mode_name`, posting through
     `direct_create`."""
     import instructor
 
     wrapped = instructor.from_openai(client, mode=instructor_mode(mode_name))
-    wrapped.create_fn = instructor.patch(create=direct_create(client, slots), mode=wrapped.mode)
+    wrapped.create_fn = instructor.patch(create=direct_create(client), mode=wrapped.mode)
     return wrapped
 
 
@@ -383,12 +400,15 @@ def tls_context() -> ssl.SSLContext:
         raise LLMError(f"cannot load the TLS certificates{source}: {exc}") from exc
 
 
-def async_http_client() -> Any:
+def async_http_client(slots: asyncio.Semaphore) -> Any:
     """openai's default async HTTP client, with the process's shared `tls_context` (async
-    clients are the ones made many times over: one per grading worker and event loop)."""
-    import openai
+    clients are the ones made many times over: one per grading worker and event loop), each of
+    its requests holding one of `slots` while it is on the wire.
 
-    return openai.DefaultAsyncHttpxClient(verify=tls_context())
+    Grades started beyond the connection limit (`grader.graders.base.calls_at_once`) have
+    their requests built and waiting when a slot frees, so a connection carries the next
+    request at once instead of after the CPU a grade spends on either side of its request."""
+    return _slotted_client_class()(slots, verify=tls_context())
 
 
 def preload(response_model: type[BaseModel]) -> None:
@@ -465,9 +485,10 @@ class LLMClient:
 
             _quiet_library_loggers()
             check_async_validators_once_per_model()
-            client = openai.AsyncOpenAI(**self._client_options(), http_client=async_http_client())
             slots = asyncio.Semaphore(self.settings.max_connections)
-            state = structured_client(client, self.settings.mode, slots)
+            http_client = async_http_client(slots)
+            client = openai.AsyncOpenAI(**self._client_options(), http_client=http_client)
+            state = structured_client(client, self.settings.mode)
             self._async[loop] = state
         return state
 
@@ -679,7 +700,7 @@ class LLMClient:
         context: dict[str, Any] | None = None,
     ) -> StructuredResult[T]:
         """Async `structured`. The requests of all calls on one event loop share
-        `max_connections` slots; a call waits for one only to send (see `direct_create`)."""
+        `max_connections` slots; a call waits for one only to send (see `async_http_client`)."""
         common = self._begin(response_model, messages, prompt_hash, purpose)
         cached = self._from_cache(response_model, common["key"], context)
         if cached is not None:
