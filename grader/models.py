@@ -10,7 +10,7 @@ import secrets
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 Verdict = Literal["correct", "partial", "incorrect", "ungraded"]
 PointStatus = Literal["hit", "partial", "missed"]
@@ -279,7 +279,8 @@ class EvalRecord(BaseModel):
     score: float = Field(strict=True, allow_inf_nan=False)
     """Human grade on its native scale (a finite number: `true`, `"3"`, `NaN` are refused)."""
     score_max: float = Field(gt=0, strict=True, allow_inf_nan=False)
-    id: str | None = None
+    id: str | StrictInt | None = None
+    """Kept as given, a string or an integer (`--out` writes it back the same way)."""
     footnote: str | None = None
     label: str | None = None
     rubric: list[str] | None = None

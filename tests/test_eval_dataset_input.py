@@ -100,5 +100,31 @@ def test_string_integer_and_absent_ids_are_accepted(tmp_path: Path) -> None:
     path = tmp_path / "d.jsonl"
     path.write_bytes(b"".join(_line(r) for r in rows))
     loaded = load_datasets([path], strict=True)
-    assert [i.record.id for i in loaded.items] == ["r1", "42", None, None]
-    assert [i.display_id for i in loaded.items] == ["r1", "42", "3", "4"]
+    assert [i.record.id for i in loaded.items] == ["r1", 42, None, None]
+    assert [i.display_id for i in loaded.items] == ["r1", 42, 3, 4]
+
+
+def test_predictions_and_a_resumed_run_keep_each_id_as_given(
+    tmp_path: Path, fake: FakeGrader
+) -> None:
+    """A learner's data joins back on `id`: an integer 42 must not come back as "42"."""
+    no_id = record(3, "c", 1)
+    del no_id["id"]
+    rows = [
+        record(1, "a", 1),
+        {**record(2, "b", 1), "id": 42},
+        no_id,
+        {**record(4, "d", 1), "id": "7"},
+    ]
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(b"".join(_line(r) for r in rows))
+    run, out = tmp_path / "run", tmp_path / "p.jsonl"
+    args = ["eval", str(path), "--run-dir", str(run), "--out", str(out), "--bootstrap", "0"]
+    first = CliRunner().invoke(app, [*args, "--no-report"])
+    assert first.exit_code == 0, first.stderr
+    ids = ["r1", 42, 3, "7"]
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ids
+    out.unlink()
+    again = CliRunner().invoke(app, ["eval", "--resume", str(run), "--out", str(out)])
+    assert again.exit_code == 0, again.stderr
+    assert [json.loads(line)["id"] for line in out.read_text().splitlines()] == ids

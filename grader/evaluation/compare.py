@@ -47,7 +47,7 @@ class ChangedGrade(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     key: str
-    id: str
+    id: str | int
     gold: float
     verdict_a: str
     score_a: float | None
@@ -168,7 +168,8 @@ def check_same_datasets(
             record_b = results_b.get(key)
             if record_a.dataset != name or record_b is None:
                 continue
-            if (record_a.id, record_a.gold) != (record_b.id, record_b.gold):
+            # str(): a run from before ids kept their type stored 7 as "7"
+            if (str(record_a.id), record_a.gold) != (str(record_b.id), record_b.gold):
                 raise InputError(
                     f"cannot compare: dataset {name} is not the same file in both runs "
                     f"(no hash in a run spec, and line {record_a.line} is response "

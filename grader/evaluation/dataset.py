@@ -48,9 +48,9 @@ class EvalItem:
     record: EvalRecord
 
     @property
-    def display_id(self) -> str:
-        """The record's own id, or its line number."""
-        return self.record.id if self.record.id is not None else str(self.line)
+    def display_id(self) -> str | int:
+        """The record's own id (a string or an integer, as given), or its line number."""
+        return self.record.id if self.record.id is not None else self.line
 
 
 @dataclass
@@ -74,7 +74,7 @@ def _validation_message(exc: ValidationError) -> str:
     where = ".".join(str(p) for p in first["loc"])
     if first["type"] == "missing":
         return f"missing required field {where!r}"
-    if where == "id":  # an integer id is already its string form (see `parse_line`)
+    if where.split(".")[0] == "id":  # one error per member of the union: say it once
         return "field 'id': must be a string or an integer"
     if not where:  # a check across fields states its own fields
         return first_error(exc, "record")[1]
@@ -89,8 +89,6 @@ def parse_line(text: str) -> EvalRecord:
         raise ValueError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(data, dict):
         raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-    if isinstance(data.get("id"), int) and not isinstance(data["id"], bool):
-        data["id"] = str(data["id"])  # any other non-string id fails validation
     try:
         record = EvalRecord.model_validate(data)
     except ValidationError as exc:

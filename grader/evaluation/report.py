@@ -141,7 +141,7 @@ def _disagreements(results: Sequence[ResultRecord], by_key: dict[str, EvalItem])
     for r in disagreeing[:DISAGREEMENTS]:
         item = by_key.get(r.key)
         lines.append(
-            f"### {_cell(r.key)} (id {_cell(r.id)}): human {r.gold:.2f}, "
+            f"### {_cell(r.key)} (id {_cell(str(r.id))}): human {r.gold:.2f}, "
             f"grader {_fmt(r.predicted_score)} {r.verdict}"
         )
         lines.append("")

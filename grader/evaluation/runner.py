@@ -24,6 +24,7 @@ from typing import Any, Protocol, cast
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from grader import asyncrun
 from grader.atomic import write_text_atomic
 from grader.errors import InputError, NotFoundError, first_error
 from grader.evaluation.dataset import DatasetFile, EvalItem, card_for
@@ -89,8 +90,8 @@ class ResultRecord(BaseModel):
 
     key: str
     """`<dataset>:<line>`, unique within the run."""
-    id: str
-    """The input line's `id`, or its line number."""
+    id: str | int
+    """The input line's `id` (a string or an integer, as given), or its line number."""
     dataset: str
     line: int
     gold: float
@@ -485,7 +486,7 @@ def grade_into(
         if todo and workers is not None and workers.workers > 1:
             with started_workers(workers, max_connections) as started:
                 report()  # only now: a progress display may start a thread, never before a fork
-                asyncio.run(grade_in_workers(started, workers.settings, todo, on_grade))
+                asyncrun.run(grade_in_workers(started, workers.settings, todo, on_grade))
         elif todo:
             if callable(getattr(grader, "agrade", None)):
                 coro = _grade_async(cast(AsyncGrader, grader), todo, max_connections, on_grade)
@@ -494,7 +495,7 @@ def grade_into(
             else:
                 raise TypeError(f"{type(grader).__name__} can neither agrade nor grade_many")
             report()
-            asyncio.run(coro)
+            asyncrun.run(coro)
     compact_results(run_dir, [i.key for i in items], held=done)
     return done
 

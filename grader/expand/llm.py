@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
+from grader import asyncrun
 from grader.deckfile import load_deck
 from grader.errors import LLMError
 from grader.expand.checks import CheckLimits, Encoder
@@ -229,7 +230,7 @@ def expand_llm(
             await llm.aclose()
 
     try:
-        asyncio.run(run_all())
+        asyncrun.run(run_all())
     finally:
         if client is None:
             llm.close()

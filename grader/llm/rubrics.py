@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from grader import asyncrun
 from grader.errors import LLMError
 from grader.llm.adapter import StructuredLLM
 from grader.llm.prompts import PromptTemplate, load_prompt
@@ -89,7 +90,7 @@ def llm_rubrics(
         finally:
             await client.aclose()
 
-    return asyncio.run(every()) if cards else []
+    return asyncrun.run(every()) if cards else []
 
 
 def apply_rubrics(deck: Deck, outcomes: Sequence[RubricOutcome]) -> tuple[Deck, list[str]]:
