@@ -27,21 +27,20 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run(coro)
 
     received = False
-    running: list[asyncio.Task[Any]] = []
+    main_task: asyncio.Task[Any] | None = None
 
     def on_sigterm(signum: int, frame: object) -> None:
         nonlocal received
         received = True
-        if running:
-            running[0].cancel()
-            running[0].get_loop().call_soon_threadsafe(lambda: None)  # wake a waiting loop
+        if main_task is not None:
+            main_task.cancel()
+            main_task.get_loop().call_soon_threadsafe(lambda: None)  # wake a waiting loop
 
     async def main() -> T:
-        task = asyncio.current_task()
-        assert task is not None
-        running.append(task)
-        if received:  # arrived while the loop was starting
-            task.cancel()
+        nonlocal main_task
+        main_task = asyncio.current_task()
+        if received and main_task is not None:  # arrived while the loop was starting
+            main_task.cancel()
         return await coro
 
     signal.signal(signal.SIGTERM, on_sigterm)

@@ -88,17 +88,18 @@ def test_an_id_that_is_not_a_string_or_an_integer_is_a_bad_line(
         load_datasets([path], strict=True)
 
 
-def test_string_integer_and_absent_ids_are_accepted(tmp_path: Path) -> None:
+def _mixed_ids(path: Path, last_id: object) -> Path:
+    """Ids "r1", 42, none, then `last_id`."""
     no_id = record(3, "c", 1)
     del no_id["id"]
-    rows = [
-        record(1, "a", 1),
-        {**record(2, "b", 1), "id": 42},
-        no_id,
-        {**record(4, "d", 1), "id": None},
-    ]
-    path = tmp_path / "d.jsonl"
+    rows = [record(1, "a", 1), {**record(2, "b", 1), "id": 42}, no_id]
+    rows.append({**record(4, "d", 1), "id": last_id})
     path.write_bytes(b"".join(_line(r) for r in rows))
+    return path
+
+
+def test_string_integer_and_absent_ids_are_accepted(tmp_path: Path) -> None:
+    path = _mixed_ids(tmp_path / "d.jsonl", None)
     loaded = load_datasets([path], strict=True)
     assert [i.record.id for i in loaded.items] == ["r1", 42, None, None]
     assert [i.display_id for i in loaded.items] == ["r1", 42, 3, 4]
@@ -108,16 +109,7 @@ def test_predictions_and_a_resumed_run_keep_each_id_as_given(
     tmp_path: Path, fake: FakeGrader
 ) -> None:
     """A learner's data joins back on `id`: an integer 42 must not come back as "42"."""
-    no_id = record(3, "c", 1)
-    del no_id["id"]
-    rows = [
-        record(1, "a", 1),
-        {**record(2, "b", 1), "id": 42},
-        no_id,
-        {**record(4, "d", 1), "id": "7"},
-    ]
-    path = tmp_path / "d.jsonl"
-    path.write_bytes(b"".join(_line(r) for r in rows))
+    path = _mixed_ids(tmp_path / "d.jsonl", "7")
     run, out = tmp_path / "run", tmp_path / "p.jsonl"
     args = ["eval", str(path), "--run-dir", str(run), "--out", str(out), "--bootstrap", "0"]
     first = CliRunner().invoke(app, [*args, "--no-report"])
